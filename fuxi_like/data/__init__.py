@@ -1,0 +1,1 @@
+"""Processed-dataset building and tf.data input pipelines."""

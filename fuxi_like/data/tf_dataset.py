@@ -1,0 +1,172 @@
+"""tf.data input pipelines over processed parquet shards.
+
+Each element is `(features, labels)`: `features` a dict name -> tensor
+(categorical/meta ids [B], numeric [B], sequence ids [B, max_len], embedding
+[B, dim]); `labels` a float32 [B, 1] tensor (or a dict of them for several labels).
+
+Two modes:
+- in-memory (default): the split is loaded once; each epoch draws a permutation
+  from `stateless_shuffle(seed, epoch)` and gathers whole batches (vectorised, no
+  per-row work). The epoch comes from a variable the training loop sets, so the
+  order of epoch k is the same whether or not training was resumed.
+- streaming: reads one parquet row group at a time (memory = one block), shuffles
+  the block order and the rows inside each block per epoch, again from
+  (seed, epoch). A whole split is never loaded.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import tensorflow as tf
+
+from ..errors import DataError
+
+
+def split_files(data_dir, split):
+    d = Path(data_dir) / split
+    files = sorted(d.glob("*.parquet"))
+    if not files:
+        raise DataError(f"No processed '{split}' split in {data_dir} (expected {d}/*.parquet)")
+    return files
+
+
+def _table_to_numpy(table, columns):
+    out = {}
+    for name in columns:
+        col = table.column(name).combine_chunks()
+        import pyarrow as pa
+
+        if pa.types.is_fixed_size_list(col.type):
+            width = col.type.list_size
+            out[name] = col.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+        else:
+            out[name] = col.to_numpy(zero_copy_only=False)
+    return out
+
+
+def columns_of(feature_map):
+    return list(feature_map.features) + list(feature_map.labels)
+
+
+def load_split(feature_map, split, data_dir=None):
+    """Whole split as a dict of numpy arrays (features + labels)."""
+    data_dir = data_dir or feature_map.data_dir
+    files = split_files(data_dir, split)
+    table = pq.read_table([str(f) for f in files]) if len(files) > 1 else pq.read_table(files[0])
+    return _table_to_numpy(table, columns_of(feature_map))
+
+
+def _dtype(spec):
+    if spec["type"] in ("numeric", "embedding"):
+        return tf.float32
+    if spec["type"] == "meta" and spec.get("remap") is False:
+        return tf.int64
+    return tf.int32
+
+
+def _shape(spec):
+    if spec["type"] == "sequence":
+        return (None, spec["max_len"])
+    if spec["type"] == "embedding":
+        return (None, spec["pretrain_dim"])
+    return (None,)
+
+
+def output_signature(feature_map):
+    x = {n: tf.TensorSpec(_shape(s), _dtype(s)) for n, s in feature_map.features.items()}
+    y = {l: tf.TensorSpec((None, 1), tf.float32) for l in feature_map.labels}
+    return x, y
+
+
+def _split_xy(feature_map, batch):
+    x = {n: batch[n] for n in feature_map.features}
+    y = {l: tf.reshape(tf.cast(batch[l], tf.float32), (-1, 1)) for l in feature_map.labels}
+    return x, (y[feature_map.labels[0]] if len(y) == 1 else y)
+
+
+class InputPipeline:
+    """Builds the datasets of one processed dataset.
+
+    `epoch` is a tf.Variable read when an epoch's iterator starts; the training
+    loop sets it (see `fuxi_like.training.callbacks.EpochSetter`).
+    """
+
+    def __init__(self, feature_map, batch_size, seed=0, streaming=False, data_dir=None):
+        self.feature_map = feature_map
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.streaming = streaming
+        self.data_dir = data_dir or feature_map.data_dir
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="input_epoch")
+
+    def num_rows(self, split):
+        return int(self.feature_map.num_rows.get(split, 0))
+
+    def has_split(self, split):
+        return (Path(self.data_dir) / split).is_dir()
+
+    def dataset(self, split, shuffle=False):
+        ds = self._streaming(split, shuffle) if self.streaming else self._in_memory(split, shuffle)
+        fmap = self.feature_map
+        return ds.map(lambda b: _split_xy(fmap, b), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+    # -------------------------------------------------------------- in memory
+    def _in_memory(self, split, shuffle):
+        arrays = load_split(self.feature_map, split, self.data_dir)
+        n = len(next(iter(arrays.values())))
+        tensors = {k: tf.constant(v) for k, v in arrays.items()}
+        bs, seed, epoch = self.batch_size, self.seed, self.epoch
+        nb = -(-n // bs)
+
+        def batches(_):
+            if shuffle:
+                s = tf.stack([tf.constant(seed, tf.int64), epoch.read_value()])
+                perm = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=s)
+            else:
+                perm = tf.range(n, dtype=tf.int64)
+
+            def gather(i):
+                idx = perm[i * bs: tf.minimum((i + 1) * bs, n)]
+                return {k: tf.gather(v, idx) for k, v in tensors.items()}
+
+            return tf.data.Dataset.range(nb).map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+        ds = tf.data.Dataset.from_tensors(0).flat_map(batches)
+        return ds.apply(tf.data.experimental.assert_cardinality(nb))
+
+    # -------------------------------------------------------------- streaming
+    def _streaming(self, split, shuffle):
+        files = [str(f) for f in split_files(self.data_dir, split)]
+        cols = columns_of(self.feature_map)
+        bs, seed, epoch_var = self.batch_size, self.seed, self.epoch
+        n = self.num_rows(split)
+
+        def gen():
+            rng = np.random.default_rng([seed, int(epoch_var.numpy())]) if shuffle else None
+            blocks = [(f, g) for f in files for g in range(pq.ParquetFile(f).num_row_groups)]
+            if rng is not None:
+                blocks = [blocks[i] for i in rng.permutation(len(blocks))]
+            carry = None
+            for f, g in blocks:
+                block = _table_to_numpy(pq.ParquetFile(f).read_row_group(g, columns=cols), cols)
+                if rng is not None:
+                    p = rng.permutation(len(block[cols[0]]))
+                    block = {k: v[p] for k, v in block.items()}
+                if carry is not None:
+                    block = {k: np.concatenate([carry[k], block[k]]) for k in cols}
+                m = len(block[cols[0]])
+                full = m - m % bs
+                for s in range(0, full, bs):
+                    yield {k: v[s:s + bs] for k, v in block.items()}
+                carry = {k: v[full:] for k, v in block.items()} if full < m else None
+            if carry is not None:
+                yield carry
+
+        x_sig, _ = output_signature(self.feature_map)
+        sig = dict(x_sig)
+        sig.update({l: tf.TensorSpec((None,), tf.float32) for l in self.feature_map.labels})
+        ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
+        if n:
+            ds = ds.apply(tf.data.experimental.assert_cardinality(-(-n // bs)))
+        return ds

@@ -1,0 +1,7 @@
+"""Feature schema and processing."""
+
+from .feature_map import FeatureMap
+from .processor import FeatureProcessor
+from .vocab import Vocab
+
+__all__ = ["FeatureMap", "FeatureProcessor", "Vocab"]

@@ -1,0 +1,291 @@
+"""FeatureProcessor: fit vocabularies / normalizers on train, transform any split.
+
+Types:
+- categorical: string tokens -> ids (PAD=0, frequency order, OOV=last; tokens seen
+  fewer than `min_categr_count` times map to OOV). Missing values map to OOV unless
+  `fill_na` is given.
+- numeric: float, `fill_na` (default 0), optional `normalizer` (standard|minmax).
+- sequence: a `splitter`-joined string (CSV) or a list column (parquet), truncated
+  to the most recent `max_len` tokens and padded on the `padding` side with 0.
+  `share_embedding: other` encodes with (and extends) the other feature's vocab.
+- meta: carried with the batch (e.g. group ids for gAUC); ids are remapped unless
+  `remap: false` (then the raw integers are kept).
+- embedding: a dense float vector of size `pretrain_dim` per row.
+Any categorical/sequence feature may have `pretrained_emb` (a key/value file); its
+keys extend the vocab and the vectors are saved aligned to the ids.
+"""
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError, DataError, closest
+from .feature_map import FeatureMap
+from .normalizer import apply_normalizer, fit_normalizer
+from .pretrained import load_pretrained
+from .vocab import Vocab
+
+
+def _read_one(path, fmt, sep, columns, str_cols):
+    try:
+        if fmt == "csv":
+            head = pd.read_csv(path, sep=sep, nrows=0)
+            _check_columns(path, columns, list(head.columns))
+            return pd.read_csv(path, sep=sep, usecols=columns,
+                               dtype={c: str for c in str_cols if c in columns},
+                               keep_default_na=True)
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(path).names
+        _check_columns(path, columns, names)
+        return pq.read_table(path, columns=columns).to_pandas()
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as e:
+        raise DataError(f"{path}: cannot read as {fmt}: {e}") from None
+
+
+def _check_columns(path, wanted, present):
+    for c in wanted:
+        if c not in present:
+            raise DataError(
+                f"{path}: column '{c}' not found{closest(c, present)}. Columns: {', '.join(map(str, present))}"
+            )
+
+
+def read_table(path, fmt, sep, columns, str_cols=()):
+    """Read the needed `columns` of a CSV/parquet file or a directory of shards."""
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(p.glob(f"*.{fmt}"))
+        if not files:
+            raise DataError(f"{p}: directory holds no *.{fmt} files")
+        return pd.concat([_read_one(f, fmt, sep, columns, str_cols) for f in files], ignore_index=True)
+    if not p.is_file():
+        raise DataError(f"Data file not found: {p}")
+    return _read_one(p, fmt, sep, columns, str_cols)
+
+
+def _bad_row(path, col, values, ok_mask, what):
+    bad = np.flatnonzero(~ok_mask)
+    i = int(bad[0])
+    return DataError(
+        f"{path}: column '{col}', row {i + 1} (data row, header excluded): "
+        f"cannot parse {values[i]!r} as {what} ({len(bad)} bad value(s) in this column)"
+    )
+
+
+class FeatureProcessor:
+    def __init__(self, cfg):
+        """`cfg`: a validated dataset config (see `fuxi_like.config`)."""
+        self.cfg = cfg
+        self.features = {f["name"]: f for f in cfg["feature_cols"]}
+        self.labels = [l["name"] for l in cfg["label_col"]]
+        self.vocabs = {}
+        self.normalizers = {}
+        self.pretrained = {}  # owner name -> aligned float32 matrix
+        for f in self.features.values():
+            owner = f["share_embedding"]
+            if owner and self.features[owner]["share_embedding"]:
+                raise ConfigError(
+                    f"{cfg['config_file']}: feature '{f['name']}' shares '{owner}', which itself "
+                    f"shares '{self.features[owner]['share_embedding']}'; point to the table owner directly"
+                )
+            if owner and self.features[owner]["type"] not in ("categorical", "sequence"):
+                raise ConfigError(
+                    f"{cfg['config_file']}: feature '{f['name']}' shares '{owner}', "
+                    f"which is {self.features[owner]['type']}, not categorical/sequence"
+                )
+
+    # ------------------------------------------------------------------- read
+    def raw_columns(self):
+        cols = []
+        for f in self.features.values():
+            src = f["copy_from"] or f["name"]
+            if src not in cols:
+                cols.append(src)
+        return cols + [l for l in self.labels if l not in cols]
+
+    def read(self, path):
+        str_cols = [f["copy_from"] or f["name"] for f in self.features.values()
+                    if f["type"] in ("categorical", "sequence", "meta", "embedding")]
+        df = read_table(path, self.cfg["data_format"], self.cfg["csv_sep"], self.raw_columns(), str_cols)
+        df.attrs["path"] = str(path)
+        return df
+
+    def _column(self, df, f):
+        return df[f["copy_from"] or f["name"]]
+
+    # ---------------------------------------------------------------- helpers
+    @staticmethod
+    def _tokens(col, f):
+        """Categorical column -> object array of str tokens (missing -> None)."""
+        if f["fill_na"] is not None:
+            col = col.fillna(str(f["fill_na"]))
+        arr = col.astype(object).to_numpy()
+        out = np.empty(len(arr), dtype=object)
+        isna = pd.isna(arr)
+        out[isna] = None
+        out[~isna] = [str(v) for v in arr[~isna]]
+        return out
+
+    @staticmethod
+    def _split(col, f):
+        """Sequence column -> (flat object array of tokens, lengths per row)."""
+        values = col.to_numpy(dtype=object)
+        lists = []
+        for v in values:
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                lists.append([])
+            elif isinstance(v, str):
+                lists.append([t for t in v.split(f["splitter"]) if t != ""])
+            else:  # list / array from parquet
+                lists.append([str(t) for t in v])
+        lengths = np.fromiter((len(l) for l in lists), dtype=np.int64, count=len(lists))
+        flat = np.fromiter((t for l in lists for t in l), dtype=object, count=int(lengths.sum()))
+        return flat, lengths
+
+    @staticmethod
+    def _pad(ids, lengths, max_len, padding):
+        """Flat ids + lengths -> [n, max_len], keeping the last max_len tokens."""
+        n = len(lengths)
+        out = np.zeros((n, max_len), dtype=np.int32)
+        ends = np.cumsum(lengths)
+        starts = ends - lengths
+        keep = np.minimum(lengths, max_len)
+        row = np.repeat(np.arange(n), keep)
+        # position within the kept (most recent) window
+        within = np.arange(int(keep.sum())) - np.repeat(np.cumsum(keep) - keep, keep)
+        src = np.repeat(ends - keep, keep) + within
+        col = within if padding == "post" else within + np.repeat(max_len - keep, keep)
+        out[row, col] = ids[src]
+        del starts
+        return out
+
+    # -------------------------------------------------------------------- fit
+    def fit(self, train_df):
+        path = train_df.attrs.get("path", "train data")
+        counts = {}
+        extra = {}
+        for name, f in self.features.items():
+            if f["type"] not in ("categorical", "sequence", "meta"):
+                continue
+            col = self._column(train_df, f)
+            if f["type"] == "sequence":
+                toks, _ = self._split(col, f)
+                c = pd.Series(toks, dtype=object).value_counts()
+            else:
+                toks = self._tokens(col, f)
+                c = pd.Series(toks[~pd.isna(toks)], dtype=object).value_counts()
+            owner = f["share_embedding"] or name
+            counts[owner] = c if owner not in counts else counts[owner].add(c, fill_value=0)
+            if f["pretrained_emb"]:
+                keys, vecs = load_pretrained(f["pretrained_emb"])
+                extra[owner] = (keys, vecs, f)
+        for name, f in self.features.items():
+            t = f["type"]
+            if t in ("categorical", "sequence") and not f["share_embedding"]:
+                min_count = f["min_categr_count"] or self.cfg["min_categr_count"]
+                keys = extra[name][0] if name in extra else ()
+                self.vocabs[name] = Vocab.fit(counts[name], min_count, keys)
+            elif t == "meta" and f["remap"]:
+                self.vocabs[name] = Vocab.fit(counts[name], 1)
+            elif t == "numeric":
+                col = self._numeric(train_df, f, path)
+                if f["normalizer"]:
+                    self.normalizers[name] = fit_normalizer(f["normalizer"], col)
+        for owner, (keys, vecs, f) in extra.items():
+            vocab = self.vocabs[owner]
+            mat = np.zeros((vocab.size, vecs.shape[1]), dtype=np.float32)
+            ids = vocab.encode(keys)
+            ok = ids != vocab.oov_id
+            mat[ids[ok]] = vecs[ok]
+            self.pretrained[owner] = mat
+        return self
+
+    def _numeric(self, df, f, path):
+        col = self._column(df, f)
+        fill = 0.0 if f["fill_na"] is None else f["fill_na"]
+        raw = col.to_numpy(dtype=object)
+        vals = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
+        ok = ~np.isnan(vals) | pd.isna(raw)
+        if not ok.all():
+            raise _bad_row(path, f["copy_from"] or f["name"], raw, ok, "a number")
+        vals = np.where(np.isnan(vals), float(fill), vals)
+        return vals
+
+    # -------------------------------------------------------------- transform
+    def transform(self, df):
+        """DataFrame -> dict name -> numpy array (int32 ids / float32 values)."""
+        path = df.attrs.get("path", "data")
+        out = {}
+        for name, f in self.features.items():
+            t = f["type"]
+            col = self._column(df, f)
+            if t == "categorical":
+                out[name] = self.vocabs[f["share_embedding"] or name].encode(self._tokens(col, f))
+            elif t == "sequence":
+                vocab = self.vocabs[f["share_embedding"] or name]
+                toks, lengths = self._split(col, f)
+                out[name] = self._pad(vocab.encode(toks), lengths, f["max_len"], f["padding"])
+            elif t == "meta":
+                if f["remap"]:
+                    out[name] = self.vocabs[name].encode(self._tokens(col, f))
+                else:
+                    vals = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
+                    ok = ~np.isnan(vals)
+                    if not ok.all():
+                        raise _bad_row(path, f["copy_from"] or name, col.to_numpy(dtype=object), ok, "an integer id")
+                    out[name] = vals.astype(np.int64)
+            elif t == "numeric":
+                vals = self._numeric(df, f, path)
+                out[name] = (apply_normalizer(self.normalizers[name], vals)
+                             if name in self.normalizers else vals.astype(np.float32))
+            elif t == "embedding":
+                out[name] = self._dense_vectors(col, f, path)
+        for label in self.labels:
+            raw = df[label].to_numpy(dtype=object)
+            vals = pd.to_numeric(df[label], errors="coerce").to_numpy(dtype=np.float64)
+            ok = ~np.isnan(vals)
+            if not ok.all():
+                raise _bad_row(path, label, raw, ok, "a numeric label")
+            out[label] = vals.astype(np.float32)
+        return out
+
+    def _dense_vectors(self, col, f, path):
+        dim = f["pretrain_dim"]
+        rows = []
+        for i, v in enumerate(col.to_numpy(dtype=object)):
+            vec = np.asarray(v.split(f["splitter"]) if isinstance(v, str) else v, dtype=np.float32)
+            if vec.shape != (dim,):
+                raise DataError(
+                    f"{path}: column '{f['name']}', row {i + 1}: expected a vector of "
+                    f"pretrain_dim={dim} floats, got shape {vec.shape}"
+                )
+            rows.append(vec)
+        return np.stack(rows) if rows else np.zeros((0, dim), np.float32)
+
+    # ----------------------------------------------------------- feature map
+    def feature_map(self, data_dir, fingerprint, num_rows):
+        feats = {}
+        for name, f in self.features.items():
+            spec = {"type": f["type"], "source": f["source"]}
+            owner = f["share_embedding"] or name
+            if f["type"] in ("categorical", "sequence", "meta") and owner in self.vocabs:
+                spec.update(vocab_size=self.vocabs[owner].size, padding_idx=0, oov_idx=self.vocabs[owner].oov_id)
+            if f["type"] == "sequence":
+                spec.update(max_len=f["max_len"], padding=f["padding"], pooling=f["pooling"])
+            if f["share_embedding"]:
+                spec["share_embedding"] = f["share_embedding"]
+            if f["embedding_dim"]:
+                spec["embedding_dim"] = f["embedding_dim"]
+            if f["type"] == "embedding":
+                spec["pretrain_dim"] = f["pretrain_dim"]
+            if f["type"] == "meta" and not f["remap"]:
+                spec["remap"] = False
+            if name in self.pretrained:
+                spec.update(pretrained_emb=f"pretrained_{name}.npy", pretrain_dim=int(self.pretrained[name].shape[1]),
+                            pretrain_usage=f["pretrain_usage"], freeze_emb=f["freeze_emb"])
+            if name in self.normalizers:
+                spec["normalizer"] = self.normalizers[name]
+            feats[name] = spec
+        return FeatureMap(self.cfg["dataset_id"], feats, self.labels, data_dir, fingerprint, num_rows)

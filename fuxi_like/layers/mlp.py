@@ -1,0 +1,46 @@
+"""MLPBlock: Dense -> [BatchNorm] -> activation -> [Dropout], repeated."""
+
+import keras
+
+from .activations import get_activation
+
+
+class MLPBlock(keras.layers.Layer):
+    def __init__(self, hidden_units=(), hidden_activations="relu", output_dim=None, output_activation=None,
+                 dropout_rates=0.0, batch_norm=False, use_bias=True, kernel_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        n = len(hidden_units)
+        acts = hidden_activations if isinstance(hidden_activations, (list, tuple)) else [hidden_activations] * n
+        drops = dropout_rates if isinstance(dropout_rates, (list, tuple)) else [dropout_rates] * n
+        self.blocks = []
+        for i, units in enumerate(hidden_units):
+            layers = [keras.layers.Dense(units, use_bias=use_bias, kernel_regularizer=kernel_regularizer)]
+            if batch_norm:
+                layers.append(keras.layers.BatchNormalization())
+            if acts[i]:
+                layers.append(get_activation(acts[i]))
+            if drops[i] and drops[i] > 0:
+                layers.append(keras.layers.Dropout(drops[i]))
+            self.blocks.extend(layers)
+        if output_dim is not None:
+            self.blocks.append(keras.layers.Dense(output_dim, use_bias=use_bias, kernel_regularizer=kernel_regularizer))
+            if output_activation:
+                self.blocks.append(get_activation(output_activation))
+
+    def build(self, input_shape):
+        shape = input_shape
+        for layer in self.blocks:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.built = True
+
+    def call(self, x, training=None):
+        for layer in self.blocks:
+            x = layer(x, training=training)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        shape = input_shape
+        for layer in self.blocks:
+            shape = layer.compute_output_shape(shape)
+        return shape

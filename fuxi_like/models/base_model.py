@@ -1,0 +1,147 @@
+"""BaseModel: the keras.Model every zoo model subclasses.
+
+A subclass builds its layers in `__init__(feature_map, ..., **kwargs)` from flat
+hyperparameters and implements `call(inputs, training=None) -> [B, 1]` click
+probabilities. BaseModel gives it:
+- `compile_from_params(params)`: optimizer, learning rate, loss, gradient clipping;
+- `evaluate_split(dataset, metrics, group_id)`: metrics over a whole split, always
+  in inference mode (dropout off, batch-norm moving statistics);
+- `get_config` / `from_config`, so `model.save("x.keras")` and
+  `keras.saving.load_model("x.keras")` round-trip (the feature map travels inside
+  the config; register each subclass with `@register_model`).
+"""
+
+import inspect
+
+import keras
+import numpy as np
+from keras import ops
+
+from ..errors import ConfigError
+from ..features.feature_map import FeatureMap
+from ..layers.embedding import FeatureEmbedding
+from ..layers.regularizers import get_regularizer
+from ..metrics import evaluate_metrics
+
+OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD,
+              "adagrad": keras.optimizers.Adagrad, "rmsprop": keras.optimizers.RMSprop,
+              "lazyadam": keras.optimizers.Adam}
+LOSSES = {"binary_crossentropy": lambda: keras.losses.BinaryCrossentropy(),
+          "bce": lambda: keras.losses.BinaryCrossentropy(),
+          "mse": lambda: keras.losses.MeanSquaredError()}
+
+
+def register_model(cls):
+    """Register a zoo model so `.keras` files of it can be loaded."""
+    return keras.saving.register_keras_serializable(package="fuxi_like_zoo", name=cls.__name__)(cls)
+
+
+class BaseModel(keras.Model):
+    def __new__(cls, *args, **kwargs):
+        obj = super().__new__(cls, *args, **kwargs)
+        try:
+            bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+        except TypeError:
+            return obj  # __init__ will raise the real error
+        hp = dict(bound.arguments)
+        hp.pop("self", None)
+        hp.pop("feature_map", None)
+        extra = hp.pop("kwargs", None) or {}
+        hp.update(extra)
+        obj.__dict__["_fuxi_hparams"] = hp
+        return obj
+
+    def __init__(self, feature_map, model_id="BaseModel", task="binary_classification", embedding_dim=16,
+                 embedding_regularizer=None, net_regularizer=None, **kwargs):
+        keras_kwargs = {k: kwargs.pop(k) for k in ("name", "dtype", "trainable") if k in kwargs}
+        if kwargs:
+            raise ConfigError(f"{type(self).__name__}: unknown hyperparameter(s) {sorted(kwargs)}")
+        super().__init__(name=keras_kwargs.pop("name", model_id), **keras_kwargs)
+        if isinstance(feature_map, dict):
+            feature_map = FeatureMap.from_dict(feature_map)
+        if task not in ("binary_classification", "regression"):
+            raise ConfigError(f"task must be binary_classification or regression, got {task!r}")
+        self.feature_map = feature_map
+        self.model_id = model_id
+        self.task = task
+        self.embedding_dim = embedding_dim
+        self.embedding_regularizer = embedding_regularizer
+        self.net_regularizer_spec = net_regularizer
+        self.net_regularizer = get_regularizer(net_regularizer, half=True)
+        self._collect_eval = None
+
+    # ---------------------------------------------------------------- helpers
+    def make_embedding(self, **kwargs):
+        """A FeatureEmbedding over the model's features with its defaults."""
+        kwargs.setdefault("embedding_regularizer", self.embedding_regularizer)
+        return FeatureEmbedding(self.feature_map, self.embedding_dim, **kwargs)
+
+    def output_activation(self, logit):
+        return ops.sigmoid(logit) if self.task == "binary_classification" else logit
+
+    # ---------------------------------------------------------------- compile
+    def compile_from_params(self, params):
+        name = str(params.get("optimizer", "adam")).lower()
+        if name not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer '{name}'; known: {', '.join(OPTIMIZERS)}")
+        loss = str(params.get("loss", "binary_crossentropy")).lower()
+        if loss not in LOSSES:
+            raise ConfigError(f"unknown loss '{loss}'; known: {', '.join(LOSSES)}")
+        clip = params.get("max_gradient_norm")
+        opt = OPTIMIZERS[name](learning_rate=float(params.get("learning_rate", 1e-3)),
+                               **({"global_clipnorm": float(clip)} if clip else {}))
+        self.compile(optimizer=opt, loss=LOSSES[loss]())
+
+    # ------------------------------------------------------------- evaluation
+    def predict_step(self, data):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        y_pred = self(x, training=False)
+        if self._collect_eval is None:
+            return y_pred
+        out = {"y_pred": y_pred, "y_true": y}
+        if self._collect_eval:
+            out["group_id"] = x[self._collect_eval]
+        return out
+
+    def predict_split(self, dataset, group_id=None, verbose=0):
+        """(y_true, y_pred, group ids or None) over a whole dataset, in inference mode."""
+        self._collect_eval = group_id or ""
+        self.predict_function = None
+        try:
+            out = self.predict(dataset, verbose=verbose)
+        finally:
+            self._collect_eval = None
+            self.predict_function = None
+        y_true = np.asarray(out["y_true"]).reshape(-1)
+        y_pred = np.asarray(out["y_pred"]).reshape(-1)
+        groups = np.asarray(out["group_id"]).reshape(-1) if group_id else None
+        return y_true, y_pred, groups
+
+    def evaluate_split(self, dataset, metrics, group_id=None, verbose=0):
+        y_true, y_pred, groups = self.predict_split(dataset, group_id, verbose)
+        return evaluate_metrics(y_true, y_pred, metrics, groups)
+
+    def count_parameters(self, count_embedding=True):
+        total = 0
+        for v in self.trainable_variables:
+            if not count_embedding and ("table_dim" in v.path or "pretrained_" in v.path):
+                continue
+            total += int(np.prod(v.shape))
+        return total
+
+    # ---------------------------------------------------------- serialisation
+    def get_config(self):
+        cfg = {"feature_map": self.feature_map.to_dict()}
+        for k, v in getattr(self, "_fuxi_hparams", {}).items():
+            cfg[k] = v
+        cfg["feature_map"]["data_dir"] = self.feature_map.data_dir
+        return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        fmap_d = config.pop("feature_map")
+        fmap = FeatureMap.from_dict(fmap_d, data_dir=fmap_d.get("data_dir"))
+        for k in ("name", "trainable", "dtype"):
+            config.pop(k, None)
+        return cls(fmap, **config)

@@ -1,0 +1,163 @@
+"""`run_expid`: config -> dataset -> model -> fit -> evaluate -> results row."""
+
+import importlib.util
+import inspect
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from .config import RUNNER_KEYS, load_dataset_config, load_model_config, resolve_path, validate_model_params
+from .errors import ConfigError, closest
+from .io_utils import stable_hash
+
+log = logging.getLogger("fuxi_like")
+NOT_HASHED = ("verbose", "resume", "config_file", "expid", "model_root")
+
+
+def load_model_module(model_dir):
+    """Import `<model_dir>/src` as a package under a name unique to that folder."""
+    src = Path(model_dir) / "src"
+    init = src / "__init__.py"
+    if not init.is_file():
+        raise ConfigError(f"{src}: no src/__init__.py with the model class")
+    name = f"fuxi_zoo_{stable_hash(str(src.resolve()), 10)}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(src)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def find_model_class(name, modules, where):
+    from .models import BaseModel
+
+    found = {}
+    for m in modules:
+        for k, v in vars(m).items():
+            if inspect.isclass(v) and issubclass(v, BaseModel) and v is not BaseModel:
+                found[k] = v
+    if name not in found:
+        raise ConfigError(f"{where}: model '{name}' not found{closest(name, found)}. "
+                          f"Models available here: {', '.join(sorted(found)) or '(none)'}")
+    return found[name]
+
+
+def model_kwargs(params, model_cls):
+    keys = set()
+    for klass in model_cls.__mro__:
+        if "__init__" in vars(klass) and not klass.__module__.startswith("keras"):
+            keys |= set(inspect.signature(klass.__init__).parameters)
+    keys -= {"self", "feature_map", "kwargs"}
+    return {k: v for k, v in params.items() if k in keys}
+
+
+def run_expid(config_dir, expid, gpu=-1, results_file=None, model_modules=None, rebuild_dataset=False):
+    """Run one experiment end to end; return a dict with valid/test metrics.
+
+    config_dir: the model folder's `config/` directory.
+    model_modules: modules to search for the model class (default: `<model folder>/src`).
+    results_file: CSV to append the result row to (default `<model folder>/results.csv`).
+    """
+    t_start = time.time()
+    config_dir = Path(config_dir).resolve()
+    model_dir = config_dir.parent
+    raw = load_model_config(config_dir, expid)
+    modules = model_modules if model_modules is not None else [load_model_module(model_dir)]
+    model_cls = find_model_class(raw["model"], modules, f"{raw['config_file']}: {expid}.model")
+    params = validate_model_params(raw, model_cls)
+    data_cfg = load_dataset_config(config_dir, params["dataset_id"])
+
+    from .utils import seed_everything, setup_device, setup_logging
+
+    model_root = Path(resolve_path(params["model_root"], model_dir)) / params["dataset_id"]
+    setup_logging(str(model_root / f"{expid}.log"), params["verbose"])
+    device = setup_device(gpu)
+
+    from .data.build_dataset import build_dataset, load_feature_map
+    from .data.tf_dataset import InputPipeline
+    from .training import fit_model
+
+    log.info("expid %s | model %s | dataset %s | device %s", expid, params["model"], params["dataset_id"], device)
+    log.info("params: %s", json.dumps({k: v for k, v in params.items() if k != "config_file"}, default=str))
+    seed_everything(params["seed"])
+    data_dir = build_dataset(data_cfg, rebuild=rebuild_dataset)
+    fmap = load_feature_map(data_dir).with_overrides(params["feature_specs"], params["use_features"],
+                                                     where=f"{params['config_file']}: {expid}")
+    group_id = params["group_id"]
+    if group_id:
+        fmap.require(group_id, types=("meta",), where=f"{params['config_file']}: {expid}.group_id")
+
+    model = model_cls(fmap, **model_kwargs(params, model_cls))
+    model.compile_from_params(params)
+    pipeline = InputPipeline(fmap, params["batch_size"], seed=params["seed"], streaming=params["streaming"])
+    run_hash = stable_hash({"params": {k: v for k, v in params.items() if k not in NOT_HASHED},
+                            "data": fmap.fingerprint})
+    state = fit_model(model, pipeline, params, model_root / expid, run_hash=run_hash, group_id=group_id)
+    log.info("Trainable parameters: %d (%d without embeddings)", model.count_parameters(),
+             model.count_parameters(count_embedding=False))
+
+    results = {}
+    for split in ("valid", "test"):
+        if pipeline.has_split(split):
+            results[split] = model.evaluate_split(pipeline.dataset(split), params["metrics"], group_id)
+            log.info("[%s] %s", split, " - ".join(f"{k}: {v:.6f}" for k, v in results[split].items()))
+    model_path = model_root / f"{expid}.keras"
+    tmp = model_root / f".tmp-{expid}.keras"
+    model.save(tmp)
+    tmp.replace(model_path)
+    epochs_run = len(state["history"])
+    wall = time.time() - t_start
+    row = {
+        "time": time.strftime("%Y-%m-%d %H:%M:%S"), "expid": expid, "model": params["model"],
+        "dataset_id": params["dataset_id"], "params_hash": run_hash[:16],
+        "valid": results.get("valid"), "test": results.get("test"), "best_epoch": state["best_epoch"],
+        "epochs_run": epochs_run,
+        "seconds_per_epoch": round(state["train_seconds"] / max(epochs_run, 1), 3),
+        "wall_seconds": round(wall, 1),
+        "params": {k: v for k, v in params.items() if k not in ("config_file",)},
+    }
+    from .results import append_result
+
+    results_file = results_file or (model_dir / "results.csv")
+    append_result(results_file, row)
+    log.info("Result appended to %s (wall %.1fs)", results_file, wall)
+    return {"expid": expid, "valid": results.get("valid"), "test": results.get("test"), "state": state,
+            "model_path": str(model_path), "data_dir": data_dir, "run_hash": run_hash, "model": model}
+
+
+def cli(argv=None, default_expid=None, default_config="./config/"):
+    """The command line of every model folder's `run_expid.py`."""
+    import argparse
+
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = argparse.ArgumentParser(description="Run one experiment (expid) of this model folder.")
+    parser.add_argument("--config", default=str(default_config), help=f"config directory (default {default_config})")
+    parser.add_argument("--expid", default=default_expid, required=default_expid is None)
+    parser.add_argument("--gpu", type=int, default=-1, help="GPU index, -1 for CPU")
+    parser.add_argument("--results", default=None, help="results CSV (default: <model folder>/results.csv)")
+    parser.add_argument("--rebuild_dataset", action="store_true", help="rebuild the processed data cache")
+    args = parser.parse_args(argv)
+    try:
+        out = run_expid(args.config, args.expid, args.gpu, args.results, rebuild_dataset=args.rebuild_dataset)
+    except ConfigError as e:
+        print(f"Config error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - clear one-line error for data problems
+        from .errors import DataError
+
+        if isinstance(e, DataError):
+            print(f"Data error: {e}", file=sys.stderr)
+            return 2
+        raise
+    if out.get("test"):
+        print("test " + " - ".join(f"{k}: {v:.6f}" for k, v in out["test"].items()))
+    return 0
+
+
+__all__ = ["run_expid", "cli", "RUNNER_KEYS"]

@@ -1,0 +1,3 @@
+from .DIN import DIN
+
+__all__ = ["DIN"]

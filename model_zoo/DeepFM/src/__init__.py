@@ -1,0 +1,3 @@
+from .DeepFM import DeepFM
+
+__all__ = ["DeepFM"]

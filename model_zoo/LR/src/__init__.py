@@ -1,0 +1,3 @@
+from .LR import LR
+
+__all__ = ["LR"]
