@@ -21,6 +21,9 @@ class Dice(keras.layers.Layer):
         p = ops.sigmoid(self.bn(x, training=training))
         return p * x + (1.0 - p) * self.alpha * x
 
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
 

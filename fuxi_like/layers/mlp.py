@@ -16,7 +16,8 @@ class MLPBlock(keras.layers.Layer):
         for i, units in enumerate(hidden_units):
             layers = [keras.layers.Dense(units, use_bias=use_bias, kernel_regularizer=kernel_regularizer)]
             if batch_norm:
-                layers.append(keras.layers.BatchNormalization())
+                # torch-style statistics (momentum 0.1 there = 0.9 here), as in FuxiCTR
+                layers.append(keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5))
             if acts[i]:
                 layers.append(get_activation(acts[i]))
             if drops[i] and drops[i] > 0:

@@ -1,0 +1,122 @@
+"""Config validation: every error names the file and the key, with a suggestion."""
+
+import pytest
+import yaml
+
+from fuxi_like.config import load_dataset_config, load_model_config, validate_model_params
+from fuxi_like.errors import ConfigError, DataError
+from helpers import make_model_folder, zoo_module
+
+DATA = {"d1": {"data_root": "./data", "train_data": "train.csv",
+               "feature_cols": [{"name": "a", "type": "categorical"}], "label_col": {"name": "label"}}}
+
+
+def cfg_dir(tmp_path, data=None, models=None):
+    return make_model_folder(tmp_path, data or DATA, models or {"E1": {"model": "DNN", "dataset_id": "d1"}})
+
+
+def test_missing_dataset_id_names_file_and_suggests(tmp_path):
+    d = cfg_dir(tmp_path)
+    with pytest.raises(ConfigError, match=r"dataset_config\.yaml: dataset_id 'd2' not found \(did you mean 'd1'\?\)"):
+        load_dataset_config(d, "d2")
+
+
+def test_unknown_dataset_key_lists_allowed_and_closest(tmp_path):
+    data = {"d1": dict(DATA["d1"], min_categ_count=2)}
+    with pytest.raises(ConfigError) as e:
+        load_dataset_config(cfg_dir(tmp_path, data), "d1")
+    msg = str(e.value)
+    assert "dataset_config.yaml: d1: unknown key 'min_categ_count'" in msg
+    assert "did you mean 'min_categr_count'" in msg and "Allowed keys:" in msg
+
+
+def test_unknown_feature_key(tmp_path):
+    data = {"d1": dict(DATA["d1"], feature_cols=[{"name": "a", "type": "categorical", "embeding_dim": 4}])}
+    with pytest.raises(ConfigError, match=r"d1\.feature_cols\[0\]: unknown key 'embeding_dim' \(did you mean 'embedding_dim'\?\)"):
+        load_dataset_config(cfg_dir(tmp_path, data), "d1")
+
+
+def test_bad_feature_type_value(tmp_path):
+    data = {"d1": dict(DATA["d1"], feature_cols=[{"name": "a", "type": "categorcal"}])}
+    with pytest.raises(ConfigError, match=r"key 'type' is 'categorcal'.*did you mean 'categorical'"):
+        load_dataset_config(cfg_dir(tmp_path, data), "d1")
+
+
+def test_wrong_type_names_key(tmp_path):
+    data = {"d1": dict(DATA["d1"], min_categr_count="two")}
+    with pytest.raises(ConfigError, match=r"d1: key 'min_categr_count' must be int, got str 'two'"):
+        load_dataset_config(cfg_dir(tmp_path, data), "d1")
+
+
+def test_missing_required_key(tmp_path):
+    data = {"d1": {k: v for k, v in DATA["d1"].items() if k != "label_col"}}
+    with pytest.raises(ConfigError, match=r"d1: missing required key 'label_col'"):
+        load_dataset_config(cfg_dir(tmp_path, data), "d1")
+
+
+def test_sequence_needs_max_len(tmp_path):
+    data = {"d1": dict(DATA["d1"], feature_cols=[{"name": "s", "type": "sequence"}])}
+    with pytest.raises(ConfigError, match=r"sequence feature 's' needs 'max_len'"):
+        load_dataset_config(cfg_dir(tmp_path, data), "d1")
+
+
+def test_share_embedding_unknown_target(tmp_path):
+    data = {"d1": dict(DATA["d1"], feature_cols=[{"name": "item", "type": "categorical"},
+                                                 {"name": "s", "type": "sequence", "max_len": 3,
+                                                  "share_embedding": "itme"}])}
+    with pytest.raises(ConfigError, match=r"share_embedding: 'itme'.*did you mean 'item'"):
+        load_dataset_config(cfg_dir(tmp_path, data), "d1")
+
+
+def test_missing_data_file_names_file(tmp_path):
+    from fuxi_like.data.build_dataset import build_dataset
+
+    cfg = load_dataset_config(cfg_dir(tmp_path), "d1")
+    with pytest.raises(DataError, match=r"Data file not found: .*model/train\.csv"):
+        build_dataset(cfg)
+
+
+def test_paths_resolve_against_model_folder(tmp_path):
+    cfg = load_dataset_config(cfg_dir(tmp_path), "d1")
+    assert cfg["train_data"] == str((tmp_path / "model" / "train.csv").resolve())
+
+
+def test_unknown_expid_and_model_key(tmp_path):
+    d = cfg_dir(tmp_path, models={"E1": {"model": "DNN", "dataset_id": "d1", "hiden_units": [8]}})
+    with pytest.raises(ConfigError, match=r"model_config\.yaml: expid 'E2' not found \(did you mean 'E1'\?\)"):
+        load_model_config(d, "E2")
+    params = load_model_config(d, "E1")
+    dnn = zoo_module("DNN").DNN
+    with pytest.raises(ConfigError, match=r"E1: unknown key 'hiden_units' \(did you mean 'hidden_units'\?\)"):
+        validate_model_params(params, dnn)
+
+
+def test_model_param_wrong_type(tmp_path):
+    d = cfg_dir(tmp_path, models={"E1": {"model": "DNN", "dataset_id": "d1", "batch_size": "big"}})
+    with pytest.raises(ConfigError, match=r"E1: key 'batch_size' must be int, got str 'big'"):
+        validate_model_params(load_model_config(d, "E1"), zoo_module("DNN").DNN)
+    d = cfg_dir(tmp_path, models={"E1": {"model": "DNN", "dataset_id": "d1", "net_dropout": "x"}})
+    with pytest.raises(ConfigError, match=r"E1: key 'net_dropout' must be float or int"):
+        validate_model_params(load_model_config(d, "E1"), zoo_module("DNN").DNN)
+
+
+def test_base_merged_and_expid_wins(tmp_path):
+    d = make_model_folder(tmp_path, DATA, {"E1": {"model": "DNN", "dataset_id": "d1", "epochs": 3}},
+                          base={"epochs": 9, "batch_size": 64})
+    p = validate_model_params(load_model_config(d, "E1"), zoo_module("DNN").DNN)
+    assert p["epochs"] == 3 and p["batch_size"] == 64 and p["learning_rate"] == 1e-3
+
+
+def test_yaml_is_safe_loaded(tmp_path):
+    d = cfg_dir(tmp_path)
+    (d / "model_config.yaml").write_text("E1: !!python/object/apply:os.system ['echo hi']\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_model_config(d, "E1")
+
+
+def test_unknown_model_class(tmp_path):
+    import fuxi_like
+
+    d = cfg_dir(tmp_path, models={"E1": {"model": "DeepFN", "dataset_id": "d1"}})
+    with pytest.raises(ConfigError, match=r"model 'DeepFN' not found \(did you mean 'DeepFM'\?\)"):
+        fuxi_like.run_expid(d, "E1", model_modules=[zoo_module("DeepFM")])
