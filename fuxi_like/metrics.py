@@ -30,7 +30,10 @@ def parse_metric(name):
     base = m.group(1).lower().replace("binary_crossentropy", "logloss")
     k = m.group(2) or m.group(3)
     if base not in GLOBAL + GROUPED:
-        raise ConfigError(f"unknown metric '{name}'{closest(base, CANONICAL.values())}. "
+        hint = closest(base, CANONICAL)
+        for low, canon in CANONICAL.items():
+            hint = hint.replace(f"'{low}'", f"'{canon}'")
+        raise ConfigError(f"unknown metric '{name}'{hint}. "
                           f"Known: AUC, logloss, gAUC, avgAUC, MRR, NDCG@k, HR@k, Recall@k")
     if base in ("ndcg", "hr", "recall") and k is None:
         raise ConfigError(f"metric '{name}' needs a cutoff, e.g. {CANONICAL[base]}@10")

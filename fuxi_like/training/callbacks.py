@@ -62,7 +62,7 @@ class Snapshot:
         tmp.mkdir(parents=True)
         vs = self._variables(model)
         np.savez(tmp / "variables.npz", **{f"v{i:05d}": np.asarray(v.numpy()) for i, v in enumerate(vs)})
-        state = dict(state, variable_paths=[v.path for v in vs])
+        state = dict(state, variable_shapes=[list(v.shape) for v in vs])
         atomic_write_text(tmp / "state.json", json.dumps(state, indent=1))
         old = self.dir.parent / f".{self.dir.name}.old-{os.getpid()}"
         if self.dir.exists():
@@ -78,8 +78,8 @@ class Snapshot:
         """Assign saved values; the model and optimizer must already be built."""
         state = self.load_state()
         vs = self._variables(model)
-        paths = state["variable_paths"]
-        if [v.path for v in vs] != paths:
+        # paths differ between instances (auto-numbered layer names); order and shapes do not
+        if [list(v.shape) for v in vs] != state["variable_shapes"]:
             raise RuntimeError(f"resume snapshot {self.dir} does not match this model's variables; "
                                f"delete it to start over")
         with np.load(self.dir / "variables.npz") as data:
