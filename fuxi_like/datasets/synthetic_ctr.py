@@ -21,7 +21,7 @@ from ..io_utils import atomic_path
 
 
 def generate(n_rows=100_000, n_users=2000, n_items=1000, n_cates=40, n_context=6, context_vocab=20,
-             seq_len=20, seq_weight=2.0, interaction=1.5, first_order=0.5, ctr=0.3, seed=42):
+             seq_len=20, seq_weight=2.0, interaction=1.5, first_order=0.5, ctr=0.3, seed=42, hist_cates_per_row=3):
     rng = np.random.default_rng(seed)
     item_cate = rng.integers(0, n_cates, n_items)
     cate_items = [np.flatnonzero(item_cate == c) for c in range(n_cates)]
@@ -33,10 +33,11 @@ def generate(n_rows=100_000, n_users=2000, n_items=1000, n_cates=40, n_context=6
     cates = item_cate[items]
     ctx = rng.integers(0, context_vocab, (n_rows, n_context))
 
-    # history: each row draws 3 categories, then seq_len items from them
+    # history: each row draws `hist_cates_per_row` categories, then seq_len items from them
+    k = hist_cates_per_row
     lengths = rng.integers(seq_len // 2, seq_len + 1, n_rows)
-    row_cats = rng.integers(0, n_cates, (n_rows, 3))
-    pick = row_cats[np.arange(n_rows)[:, None], rng.integers(0, 3, (n_rows, seq_len))]
+    row_cats = rng.integers(0, n_cates, (n_rows, k))
+    pick = row_cats[np.arange(n_rows)[:, None], rng.integers(0, k, (n_rows, seq_len))]
     hist_items = np.empty((n_rows, seq_len), dtype=np.int64)
     for c in range(n_cates):
         m = pick == c
@@ -105,9 +106,10 @@ def write_splits(frames, paths):
 
 def make(train_path, valid_path, test_path, n_rows=100_000, n_users=2000, n_items=1000, n_cates=40,
          n_context=6, context_vocab=20, seq_len=20, seq_weight=2.0, interaction=1.5, first_order=0.5,
-         ctr=0.3, seed=42, split=(0.8, 0.1, 0.1)):
+         ctr=0.3, seed=42, hist_cates_per_row=3, split=(0.8, 0.1, 0.1)):
     """Recipe entry point: generate and write the three splits."""
     df = generate(n_rows=n_rows, n_users=n_users, n_items=n_items, n_cates=n_cates, n_context=n_context,
                   context_vocab=context_vocab, seq_len=seq_len, seq_weight=seq_weight,
-                  interaction=interaction, first_order=first_order, ctr=ctr, seed=seed)
+                  interaction=interaction, first_order=first_order, ctr=ctr, seed=seed,
+                  hist_cates_per_row=hist_cates_per_row)
     write_splits(split_frame(df, tuple(split), seed), (train_path, valid_path, test_path))

@@ -30,6 +30,32 @@ from ..errors import ConfigError
 from .regularizers import get_regularizer
 
 
+@keras.saving.register_keras_serializable(package="fuxi_like")
+class ArrayFileInitializer(keras.initializers.Initializer):
+    """Initial values read from a .npy file when the variable is created.
+
+    Used for pretrained tables (robust in Keras' symbolic build scopes, and the
+    matrix is not copied into the model config). A missing file, e.g. when a saved
+    model is loaded on another machine, starts from zeros: the weights file then
+    restores the trained values.
+    """
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __call__(self, shape, dtype=None):
+        if Path(self.path).is_file():
+            mat = np.load(self.path).astype("float32")
+            if tuple(mat.shape) != tuple(shape):
+                raise ValueError(f"{self.path}: shape {mat.shape} != table shape {tuple(shape)}")
+            return ops.convert_to_tensor(mat, dtype=dtype)
+        warnings.warn(f"pretrained vectors {self.path} not found; starting from zeros", stacklevel=2)
+        return ops.zeros(shape, dtype=dtype)
+
+    def get_config(self):
+        return {"path": self.path}
+
+
 def masked_pool(emb, mask, mode="mean"):
     """emb [B, L, D], mask [B, L] (1 = real token) -> [B, D]."""
     m = ops.cast(ops.expand_dims(mask, -1), emb.dtype)
@@ -99,8 +125,9 @@ class FeatureEmbedding(keras.layers.Layer):
             spec = fmap.features[o]
             frozen = bool(spec.get("freeze_emb", True))
             pre_dim = int(spec["pretrain_dim"])
+            path = Path(fmap.data_dir or ".") / spec["pretrained_emb"]
             self.pretrained_tables[o] = keras.layers.Embedding(
-                int(spec["vocab_size"]), pre_dim, embeddings_initializer="zeros",
+                int(spec["vocab_size"]), pre_dim, embeddings_initializer=ArrayFileInitializer(path),
                 embeddings_regularizer=None if frozen else self.regularizer,
                 trainable=not frozen, name=f"pretrained_{o}")
             d = self.dim(o)
@@ -117,11 +144,6 @@ class FeatureEmbedding(keras.layers.Layer):
             table.build((None,))
         for o, table in self.pretrained_tables.items():
             table.build((None,))
-            path = Path(self.fmap.data_dir or ".") / self.fmap.features[o]["pretrained_emb"]
-            if path.is_file():
-                table.embeddings.assign(np.load(path).astype("float32"))
-            else:  # loading a saved model: the weights file restores the values
-                warnings.warn(f"pretrained vectors {path} not found; '{o}' starts from zeros", stacklevel=2)
             if o in self.pretrained_proj:
                 self.pretrained_proj[o].build((None, table.output_dim))
             if o in self.concat_proj:
