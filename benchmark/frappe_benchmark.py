@@ -39,6 +39,8 @@ def main():
         for seed in args.seeds:
             cfg = ROOT / "model_zoo" / model / "config"
             from fuxi_like.runner import load_model_module  # noqa: F401 (imports src)
+            import shutil
+
             import yaml
 
             mc = yaml.safe_load(open(cfg / "model_config.yaml"))
@@ -58,11 +60,13 @@ def main():
                 (tmp / "config" / "dataset_config.yaml").write_text(dc)
                 cfg_dir = tmp / "config"
             else:
-                cfg_dir = cfg
+                cfg_dir, tmp = cfg, None
             t0 = time.time()
             out = fuxi_like.run_expid(str(cfg_dir), expid, -1,
                                       results_file=str(ROOT / "benchmark/results/frappe_runs.csv"))
             st = out["state"]
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
             runs.append({"seed": seed, "auc": out["test"]["AUC"], "logloss": out["test"]["logloss"],
                          "epochs": len(st["history"]), "best_epoch": st["best_epoch"],
                          "sec_epoch": st["train_seconds"] / max(1, len(st["history"])),

@@ -1,8 +1,8 @@
 """DCNv2 (Wang et al., WWW 2021): cross network x_{l+1} = x0 * (W x_l + b) + x_l
-(keras_rs.layers.FeatureCross; `low_rank` sets the W = U V^T rank) combined with
-an MLP as `crossnet_only`, `stacked` (cross -> MLP), `parallel` (cross || MLP)
-or `stacked_parallel` (both branches on top of the cross output... as in FuxiCTR:
-cross -> MLP concatenated with a parallel MLP on x0)."""
+(keras_rs.layers.FeatureCross; `low_rank` sets the rank of W = U V^T) combined
+with an MLP as `crossnet_only`, `stacked` (cross -> MLP), `parallel` (cross
+output concatenated with an MLP on x0) or `stacked_parallel` (cross -> MLP,
+concatenated with an MLP on x0), as in FuxiCTR."""
 
 import keras
 import keras_rs

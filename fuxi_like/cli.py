@@ -1,0 +1,63 @@
+"""`fuxi_like` command line: run an expid, or make a dataset from a recipe."""
+
+import argparse
+import sys
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="fuxi_like", description="fuxi_like command line")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run one expid of a model folder")
+    r.add_argument("--config", required=True, help="the model folder's config/ directory")
+    r.add_argument("--expid", required=True)
+    r.add_argument("--gpu", type=int, default=-1)
+    d = sub.add_parser("dataset", help="make a dataset from a recipe (see datasets/README.md)")
+    d.add_argument("recipe", help="recipe name: synthetic_ctr, frappe")
+    d.add_argument("--out_dir", required=True, help="writes train/valid/test.csv here")
+    d.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="recipe parameter, e.g. --param raw_path=/data/frappe.csv --param seed=1")
+    args = p.parse_args(argv)
+    if args.cmd == "run":
+        from .runner import cli
+
+        return cli(["--config", args.config, "--expid", args.expid, "--gpu", str(args.gpu)])
+    return make_dataset(args.recipe, args.out_dir, args.param)
+
+
+def make_dataset(recipe, out_dir, params):
+    import inspect
+    from pathlib import Path
+
+    import yaml
+
+    from .datasets import RECIPES
+    from .errors import ConfigError, closest
+
+    if recipe not in RECIPES:
+        print(f"unknown recipe '{recipe}'{closest(recipe, RECIPES)}; recipes: {', '.join(RECIPES)}", file=sys.stderr)
+        return 2
+    fn = RECIPES[recipe]
+    allowed = [k for k in inspect.signature(fn).parameters if not k.endswith("_path") or k == "raw_path"]
+    kwargs = {}
+    for item in params:
+        if "=" not in item:
+            print(f"--param must be KEY=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        k, v = item.split("=", 1)
+        if k not in allowed:
+            print(f"recipe '{recipe}' has no parameter '{k}'{closest(k, allowed)}; parameters: {', '.join(allowed)}",
+                  file=sys.stderr)
+            return 2
+        kwargs[k] = yaml.safe_load(v)
+    out = Path(out_dir)
+    try:
+        fn(*(str(out / f"{s}.csv") for s in ("train", "valid", "test")), **kwargs)
+    except (ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}/train.csv, valid.csv, test.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
