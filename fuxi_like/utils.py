@@ -46,7 +46,9 @@ def setup_device(gpu=-1):
             tf.config.set_visible_devices([], "GPU")
             return "CPU"
         if int(gpu) >= len(gpus):
-            raise ValueError(f"--gpu {gpu} requested but only {len(gpus)} GPU(s) are visible")
+            from .errors import ConfigError
+
+            raise ConfigError(f"--gpu {gpu} requested but only {len(gpus)} GPU(s) are visible to this process")
         tf.config.set_visible_devices(gpus[int(gpu)], "GPU")
         tf.config.experimental.set_memory_growth(gpus[int(gpu)], True)
         return f"GPU:{gpu}"

@@ -1,0 +1,56 @@
+"""run_expid end to end: grouped metrics, weighted monitor, streaming, the result row."""
+
+import json
+
+import pytest
+
+import fuxi_like
+from fuxi_like.results import parse_metrics, read_results
+from helpers import make_model_folder, synthetic_dataset, zoo_module
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("runner")
+    ds = synthetic_dataset(tmp, n_rows=6000, seed=9, seq_weight=3.0, interaction=0.0, first_order=0.3)
+    ds["feature_cols"].append({"name": "uid", "type": "meta", "copy_from": "user_id"})
+    exp = {"model": "DeepFM", "dataset_id": "syn", "embedding_dim": 8, "hidden_units": [32], "batch_size": 256,
+           "epochs": 3, "learning_rate": 3e-3}
+    exps = {"G": dict(exp, group_id="uid", metrics=["AUC", "logloss", "gAUC", "avgAUC", "NDCG@5", "MRR"],
+                      monitor={"AUC": 1, "logloss": -1}),
+            "S": dict(exp, streaming=True)}
+    return make_model_folder(tmp, {"syn": ds}, exps)
+
+
+def test_grouped_metrics_weighted_monitor_and_result_row(folder, tmp_path):
+    res = tmp_path / "r.csv"
+    out = fuxi_like.run_expid(folder, "G", results_file=str(res), model_modules=[zoo_module("DeepFM")])
+    t = out["test"]
+    assert set(t) == {"AUC", "logloss", "gAUC", "avgAUC", "NDCG@5", "MRR"}
+    assert t["AUC"] > 0.6 and 0.5 < t["gAUC"] <= 1 and 0 < t["MRR"] <= 1
+    hist = out["state"]["history"]
+    best = max(hist, key=lambda h: h["val_AUC"] - h["val_logloss"])
+    assert out["state"]["best_epoch"] == best["epoch"]  # monitor = AUC - logloss
+    row = read_results(res)[0]
+    assert row["expid"] == "G" and len(row["params_hash"]) == 16 and float(row["wall_seconds"]) > 0
+    assert parse_metrics(row["test"])["gAUC"] == pytest.approx(t["gAUC"], abs=1e-6)
+    assert json.loads(row["params"])["group_id"] == "uid"
+    assert int(row["epochs_run"]) == len(hist) and float(row["seconds_per_epoch"]) > 0
+
+
+def test_streaming_training_learns(folder, tmp_path):
+    out = fuxi_like.run_expid(folder, "S", results_file=str(tmp_path / "r.csv"), model_modules=[zoo_module("DeepFM")])
+    assert out["test"]["AUC"] > 0.6
+
+
+def test_group_id_must_be_a_meta_feature(folder, tmp_path):
+    import yaml
+
+    from fuxi_like.errors import ConfigError
+
+    cfg = folder / "model_config.yaml"
+    data = yaml.safe_load(cfg.read_text())
+    data["B"] = dict(data["S"], group_id="user_id", streaming=False)
+    cfg.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"B\.group_id: feature 'user_id' has type categorical, expected meta"):
+        fuxi_like.run_expid(folder, "B", results_file=str(tmp_path / "r.csv"), model_modules=[zoo_module("DeepFM")])
