@@ -106,6 +106,7 @@ RUNNER_KEYS = {
     "streaming": ((bool,), False),
     "verbose": ((int,), 1),
     "resume": ((bool,), True),
+    "deterministic": ((bool,), False),
     "feature_specs": ((list, type(None)), None),
     "use_features": ((list, type(None)), None),
 }

@@ -13,7 +13,7 @@ from .errors import ConfigError, closest
 from .io_utils import stable_hash
 
 log = logging.getLogger("fuxi_like")
-NOT_HASHED = ("verbose", "resume", "config_file", "expid", "model_root")
+NOT_HASHED = ("verbose", "resume", "config_file", "expid", "model_root", "deterministic")
 
 
 def load_model_module(model_dir):
@@ -84,6 +84,10 @@ def run_expid(config_dir, expid, gpu=-1, results_file=None, model_modules=None, 
     log.info("expid %s | model %s | dataset %s | device %s", expid, params["model"], params["dataset_id"], device)
     log.info("params: %s", json.dumps({k: v for k, v in params.items() if k != "config_file"}, default=str))
     seed_everything(params["seed"])
+    if params["deterministic"]:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()  # bit-identical reruns, slower kernels
     data_dir = build_dataset(data_cfg, rebuild=rebuild_dataset)
     fmap = load_feature_map(data_dir).with_overrides(params["feature_specs"], params["use_features"],
                                                      where=f"{params['config_file']}: {expid}")
