@@ -1,0 +1,196 @@
+"""Audio decoding, resampling and loudness normalisation (NumPy side of the pipeline).
+
+- WAV (PCM 16-bit) through `tf.audio.decode_wav`; other WAV encodings, FLAC, OGG/Vorbis
+  and MP3 through `soundfile`; audio tracks inside video containers (mp4, webm, mkv,
+  ...) through PyAV.
+- `to_mono` downmixes by averaging channels.
+- `resample` is a polyphase resampler with a Kaiser-windowed sinc low-pass
+  (anti-aliasing below the lower Nyquist), exact rational ratios up/down.
+- `normalize_loudness` scales to a target RMS level in dBFS, without clipping.
+
+Every decoding failure raises `MediaError` naming the file.
+"""
+
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+
+class MediaError(DataError):
+    """A media file is missing, corrupt, truncated or has no usable stream."""
+
+
+SOUNDFILE_EXT = {".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au"}
+CONTAINER_EXT = {".mp4", ".m4a", ".webm", ".mkv", ".mov", ".avi", ".opus", ".aac"}
+
+
+def decode_audio(path):
+    """Return (samples float32 [n, channels] in [-1, 1], sample_rate)."""
+    p = Path(path)
+    if not p.is_file():
+        raise MediaError(f"Audio file not found: {p}")
+    ext = p.suffix.lower()
+    try:
+        if ext == ".wav":
+            return _decode_wav(p)
+        if ext in SOUNDFILE_EXT:
+            return _decode_soundfile(p)
+        return decode_container_audio(p)
+    except MediaError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any decoder failure becomes a clear, named error
+        raise MediaError(f"{p}: cannot decode audio ({type(e).__name__}: {e})") from None
+
+
+def _decode_wav(p):
+    import tensorflow as tf
+
+    raw = p.read_bytes()
+    if len(raw) < 44 or raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
+        raise MediaError(f"{p}: not a RIFF/WAVE file (corrupt or truncated header)")
+    # a truncated data chunk can decode short without an error: check the declared size first
+    _check_wav_length(p, raw)
+    try:
+        audio, sr = tf.audio.decode_wav(raw)
+        return audio.numpy(), int(sr.numpy())
+    except Exception:  # noqa: BLE001 - not 16-bit PCM: let soundfile read it
+        return _decode_soundfile(p)
+
+
+def _check_wav_length(p, raw):
+    import struct
+
+    pos = 12
+    fmt = None
+    while pos + 8 <= len(raw):
+        cid, size = raw[pos:pos + 4], struct.unpack("<I", raw[pos + 4:pos + 8])[0]
+        if cid == b"fmt ":
+            fmt = struct.unpack("<HHIIHH", raw[pos + 8:pos + 24])
+        if cid == b"data":
+            have = len(raw) - (pos + 8)
+            if have < size:
+                raise MediaError(f"{p}: truncated WAV: data chunk declares {size} bytes, file holds {have}")
+            return
+        pos += 8 + size + (size & 1)
+    if fmt is None:
+        raise MediaError(f"{p}: WAV without a fmt chunk")
+
+
+def _decode_soundfile(p):
+    import soundfile as sf
+
+    try:
+        data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+    except Exception as e:  # noqa: BLE001
+        raise MediaError(f"{p}: cannot decode audio ({type(e).__name__}: {e})") from None
+    if data.size == 0:
+        raise MediaError(f"{p}: no audio samples (empty or truncated file)")
+    return data, int(sr)
+
+
+def decode_container_audio(path):
+    """Decode the first audio stream of any container PyAV reads; [n, ch] float32."""
+    import av
+
+    p = Path(path)
+    try:
+        with av.open(str(p)) as c:
+            if not c.streams.audio:
+                raise MediaError(f"{p}: no audio stream")
+            stream = c.streams.audio[0]
+            chunks, sr = [], stream.codec_context.sample_rate
+            for frame in c.decode(stream):
+                arr = frame.to_ndarray()
+                if frame.format.is_planar:
+                    arr = arr.T  # [ch, n] -> [n, ch]
+                else:
+                    arr = arr.reshape(-1, len(frame.layout.channels))
+                chunks.append(_to_float(arr))
+    except MediaError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise MediaError(f"{p}: cannot decode audio ({type(e).__name__}: {e})") from None
+    if not chunks:
+        raise MediaError(f"{p}: the audio stream holds no frames (empty or truncated)")
+    return np.concatenate(chunks).astype(np.float32), int(sr)
+
+
+def _to_float(arr):
+    if arr.dtype.kind == "f":
+        return arr.astype(np.float32)
+    info = np.iinfo(arr.dtype)
+    if info.min == 0:  # unsigned 8-bit
+        return (arr.astype(np.float32) - 128.0) / 128.0
+    return arr.astype(np.float32) / float(-info.min)
+
+
+def to_mono(x):
+    """[n, ch] or [n] -> [n] (mean over channels)."""
+    x = np.asarray(x, dtype=np.float32)
+    return x if x.ndim == 1 else x.mean(axis=1)
+
+
+@lru_cache(maxsize=32)
+def _polyphase_filter(up, down, half_taps_per_phase=16, beta=8.6):
+    """Kaiser-windowed sinc low-pass at min(1/up, 1/down) of the upsampled rate."""
+    cutoff = 1.0 / max(up, down)
+    half = half_taps_per_phase * max(up, down)
+    n = np.arange(-half, half + 1, dtype=np.float64)
+    h = cutoff * np.sinc(cutoff * n) * np.kaiser(len(n), beta)
+    h *= up / h.sum()  # unity DC gain after zero-stuffing by `up`
+    return h, half
+
+
+def resample(x, orig_sr, target_sr):
+    """Polyphase resampling of [n] or [n, ch] from `orig_sr` to `target_sr`."""
+    if orig_sr == target_sr:
+        return np.asarray(x, dtype=np.float32)
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 2:
+        return np.stack([resample(x[:, c], orig_sr, target_sr) for c in range(x.shape[1])], axis=1)
+    frac = Fraction(int(target_sr), int(orig_sr))
+    up, down = frac.numerator, frac.denominator
+    h, half = _polyphase_filter(up, down)
+    n_out = int(np.ceil(len(x) * up / down))
+    # output sample m sits at upsampled index t = m*down; filter centred there (zero delay)
+    t = np.arange(n_out, dtype=np.int64) * down + half
+    taps = int(np.ceil(len(h) / up))
+    hp = np.zeros(taps * up)
+    hp[:len(h)] = h
+    phase = t % up
+    base = t // up
+    coeff = hp.reshape(taps, up).T  # coeff[p, j] = h[p + j*up]
+    xpad = np.concatenate([np.zeros(taps), x, np.zeros(taps)])
+    out = np.zeros(n_out)
+    for j in range(taps):  # vectorised over all outputs; loop only over taps
+        idx = base - j + taps
+        valid = (idx >= 0) & (idx < len(xpad))
+        out[valid] += coeff[phase[valid], j] * xpad[idx[valid]]
+    return out.astype(np.float32)
+
+
+def normalize_loudness(x, target_dbfs=-20.0, eps=1e-8):
+    """Scale to `target_dbfs` RMS; the gain is lowered if peaks would clip."""
+    x = np.asarray(x, dtype=np.float32)
+    rms = float(np.sqrt(np.mean(np.square(x)) + eps))
+    gain = 10 ** (target_dbfs / 20) / rms
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak * gain > 1.0:
+        gain = 1.0 / peak
+    return (x * gain).astype(np.float32)
+
+
+def load_audio(path, sample_rate=None, mono=True, loudness_dbfs=None):
+    """Decode + optional downmix, resample and loudness normalisation -> (x, sr)."""
+    x, sr = decode_audio(path)
+    if mono:
+        x = to_mono(x)
+    if sample_rate and sr != sample_rate:
+        x, sr = resample(x, sr, sample_rate), int(sample_rate)
+    if loudness_dbfs is not None:
+        x = normalize_loudness(x, loudness_dbfs)
+    return x, sr
