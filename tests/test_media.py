@@ -321,3 +321,16 @@ def test_small_cnn_learns_env_sounds_through_the_pipeline():
 def test_env_sounds_folder_items():
     items, classes = folder_items(SHARED / "env_sounds")
     assert classes == ["alarm", "clap", "cough", "knock", "laugh"] and len(items) == 100
+
+
+@need("env_sounds")
+def test_dataset_from_yaml_template():
+    from fuxi_like.data.media_datasets import dataset_from_config
+
+    tmpl = Path(__file__).resolve().parents[1] / "config_templates" / "media_config.yaml"
+    cfg = load_media_config(tmpl, "env_sounds")
+    if not Path(cfg["root"]).is_dir():
+        pytest.skip("template's relative shared path does not exist from here")
+    x, y = next(iter(dataset_from_config(cfg, batch_size=4, train=True)))
+    assert x["log_mel"].shape == (4, 498, 64) and y.shape == (4,)
+    assert load_media_config(tmpl, "ave")["video"]["n_segments"] == 10
