@@ -11,6 +11,21 @@ def main(argv=None):
     r.add_argument("--config", required=True, help="the model folder's config/ directory")
     r.add_argument("--expid", required=True)
     r.add_argument("--gpu", type=int, default=-1)
+    r.add_argument("--model_dir", default=None, help="model folder with src/ (default: the config's parent)")
+    r.add_argument("--results", default=None, help="results CSV (default: <model folder>/results.csv)")
+    t = sub.add_parser("sweep", help="run or resume a hyperparameter sweep from a tuner YAML")
+    t.add_argument("tuner_config")
+    t.add_argument("--gpu", nargs="+", type=int, default=[-1],
+                   help="worker slots: GPU ids, repeats allowed, -1 for a CPU worker (e.g. --gpu 0 1 0 1)")
+    t.add_argument("--max-trials", type=int, default=None)
+    t.add_argument("--search", choices=["grid", "random"], default=None)
+    t.add_argument("--seed", type=int, default=None, help="random-search seed")
+    s = sub.add_parser("summarize", help="ranked table + plots of a results CSV")
+    s.add_argument("results_csv")
+    s.add_argument("--metric", default=None, help="ranking metric (default: the runs' monitor, else AUC)")
+    s.add_argument("--mode", choices=["max", "min"], default=None)
+    s.add_argument("--split", choices=["valid", "test"], default="valid")
+    s.add_argument("--plots", default=None, help="folder for PNG plots (default: <csv dir>/plots)")
     d = sub.add_parser("dataset", help="make a dataset from a recipe (see datasets/README.md)")
     d.add_argument("recipe", help="recipe name: synthetic_ctr, frappe")
     d.add_argument("--out_dir", required=True, help="writes train/valid/test.csv here")
@@ -20,7 +35,27 @@ def main(argv=None):
     if args.cmd == "run":
         from .runner import cli
 
-        return cli(["--config", args.config, "--expid", args.expid, "--gpu", str(args.gpu)])
+        argv = ["--config", args.config, "--expid", args.expid, "--gpu", str(args.gpu)]
+        if args.model_dir:
+            argv += ["--model_dir", args.model_dir]
+        if args.results:
+            argv += ["--results", args.results]
+        return cli(argv)
+    if args.cmd == "sweep":
+        from .errors import ConfigError
+        from .tuner import run_sweep
+
+        try:
+            rc, _ = run_sweep(args.tuner_config, args.gpu, args.max_trials, args.search, args.seed)
+        except ConfigError as e:
+            print(f"Config error: {e}", file=sys.stderr)
+            return 2
+        return rc
+    if args.cmd == "summarize":
+        from .summarize import summarize
+
+        print(summarize(args.results_csv, args.metric, args.mode, args.split, args.plots))
+        return 0
     return make_dataset(args.recipe, args.out_dir, args.param)
 
 

@@ -55,25 +55,27 @@ def model_kwargs(params, model_cls):
     return {k: v for k, v in params.items() if k in keys}
 
 
-def run_expid(config_dir, expid, gpu=-1, results_file=None, model_modules=None, rebuild_dataset=False):
+def run_expid(config_dir, expid, gpu=-1, results_file=None, model_modules=None, rebuild_dataset=False,
+              model_dir=None):
     """Run one experiment end to end; return a dict with valid/test metrics.
 
     config_dir: the model folder's `config/` directory.
-    model_modules: modules to search for the model class (default: `<model folder>/src`).
+    model_modules: modules to search for the model class (default: `<model_dir or model folder>/src`).
+    model_dir: a model folder whose `src/` holds the class, when `config_dir` is elsewhere (sweeps).
     results_file: CSV to append the result row to (default `<model folder>/results.csv`).
     """
     t_start = time.time()
     config_dir = Path(config_dir).resolve()
-    model_dir = config_dir.parent
+    run_dir = config_dir.parent  # relative model_root and the default results.csv live here
     raw = load_model_config(config_dir, expid)
-    modules = model_modules if model_modules is not None else [load_model_module(model_dir)]
+    modules = model_modules if model_modules is not None else [load_model_module(Path(model_dir or config_dir.parent))]
     model_cls = find_model_class(raw["model"], modules, f"{raw['config_file']}: {expid}.model")
     params = validate_model_params(raw, model_cls)
     data_cfg = load_dataset_config(config_dir, params["dataset_id"])
 
     from .utils import seed_everything, setup_device, setup_logging
 
-    model_root = Path(resolve_path(params["model_root"], model_dir)) / params["dataset_id"]
+    model_root = Path(resolve_path(params["model_root"], run_dir)) / params["dataset_id"]
     setup_logging(str(model_root / f"{expid}.log"), params["verbose"])
     device = setup_device(gpu)
 
@@ -126,7 +128,7 @@ def run_expid(config_dir, expid, gpu=-1, results_file=None, model_modules=None, 
     }
     from .results import append_result
 
-    results_file = results_file or (model_dir / "results.csv")
+    results_file = results_file or (run_dir / "results.csv")
     append_result(results_file, row)
     log.info("Result appended to %s (wall %.1fs)", results_file, wall)
     return {"expid": expid, "valid": results.get("valid"), "test": results.get("test"), "state": state,
@@ -146,9 +148,11 @@ def cli(argv=None, default_expid=None, default_config="./config/"):
     parser.add_argument("--gpu", type=int, default=-1, help="GPU index, -1 for CPU")
     parser.add_argument("--results", default=None, help="results CSV (default: <model folder>/results.csv)")
     parser.add_argument("--rebuild_dataset", action="store_true", help="rebuild the processed data cache")
+    parser.add_argument("--model_dir", default=None, help="model folder with src/ (default: the config's parent)")
     args = parser.parse_args(argv)
     try:
-        out = run_expid(args.config, args.expid, args.gpu, args.results, rebuild_dataset=args.rebuild_dataset)
+        out = run_expid(args.config, args.expid, args.gpu, args.results, rebuild_dataset=args.rebuild_dataset,
+                        model_dir=args.model_dir)
     except ConfigError as e:
         print(f"Config error: {e}", file=sys.stderr)
         return 2
