@@ -107,6 +107,9 @@ RUNNER_KEYS = {
     "verbose": ((int,), 1),
     "resume": ((bool,), True),
     "deterministic": ((bool,), False),
+    "distribute": ((str, type(None)), None),
+    "distribute_devices": ((list, type(None)), None),
+    "logical_cpus": ((int, type(None)), None),
     "feature_specs": ((list, type(None)), None),
     "use_features": ((list, type(None)), None),
 }

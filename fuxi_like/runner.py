@@ -78,12 +78,22 @@ def run_expid(config_dir, expid, gpu=-1, results_file=None, model_modules=None, 
     model_root = Path(resolve_path(params["model_root"], run_dir)) / params["dataset_id"]
     setup_logging(str(model_root / f"{expid}.log"), params["verbose"])
     device = setup_device(gpu)
+    from .distribute import configure_logical_cpus, make_strategy
+
+    configure_logical_cpus(params["logical_cpus"])
+    strategy, dist = make_strategy(params["distribute"], params["distribute_devices"])
+    if not dist["is_chief"]:  # only the chief keeps checkpoints and results
+        import tempfile
+
+        setup_logging(str(model_root / f"{expid}.worker{dist['worker_index']}.log"), params["verbose"])
+        model_root = Path(tempfile.mkdtemp(prefix=f"fuxi_worker{dist['worker_index']}_"))
 
     from .data.build_dataset import build_dataset, load_feature_map
     from .data.tf_dataset import InputPipeline
     from .training import fit_model
 
-    log.info("expid %s | model %s | dataset %s | device %s", expid, params["model"], params["dataset_id"], device)
+    log.info("expid %s | model %s | dataset %s | device %s | replicas %d", expid, params["model"],
+             params["dataset_id"], device, dist["num_replicas"])
     log.info("params: %s", json.dumps({k: v for k, v in params.items() if k != "config_file"}, default=str))
     seed_everything(params["seed"])
     if params["deterministic"]:
@@ -97,12 +107,21 @@ def run_expid(config_dir, expid, gpu=-1, results_file=None, model_modules=None, 
     if group_id:
         fmap.require(group_id, types=("meta",), where=f"{params['config_file']}: {expid}.group_id")
 
-    model = model_cls(fmap, **model_kwargs(params, model_cls))
-    model.compile_from_params(params)
-    pipeline = InputPipeline(fmap, params["batch_size"], seed=params["seed"], streaming=params["streaming"])
+    import contextlib
+
+    pipeline = InputPipeline(fmap, params["batch_size"], seed=params["seed"], streaming=params["streaming"],
+                             shard=(dist["num_workers"], dist["worker_index"]) if dist["num_workers"] > 1 else None)
     run_hash = stable_hash({"params": {k: v for k, v in params.items() if k not in NOT_HASHED},
                             "data": fmap.fingerprint})
-    state = fit_model(model, pipeline, params, model_root / expid, run_hash=run_hash, group_id=group_id)
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        model = model_cls(fmap, **model_kwargs(params, model_cls))
+        model.compile_from_params(params)
+        if params["distribute"] == "multi_worker":
+            # Keras 3.15's pre-fit symbolic build reduces a data batch across workers and fails on
+            # PerReplica ids; the model is built eagerly by fit_model instead, and fit runs inside
+            # strategy.scope(), so training is still distributed by this strategy.
+            model._distribute_strategy = None
+        state = fit_model(model, pipeline, params, model_root / expid, run_hash=run_hash, group_id=group_id)
     log.info("Trainable parameters: %d (%d without embeddings)", model.count_parameters(),
              model.count_parameters(count_embedding=False))
 
@@ -129,8 +148,13 @@ def run_expid(config_dir, expid, gpu=-1, results_file=None, model_modules=None, 
     from .results import append_result
 
     results_file = results_file or (run_dir / "results.csv")
-    append_result(results_file, row)
-    log.info("Result appended to %s (wall %.1fs)", results_file, wall)
+    if dist["is_chief"]:
+        append_result(results_file, row)
+        log.info("Result appended to %s (wall %.1fs)", results_file, wall)
+    else:
+        import shutil
+
+        shutil.rmtree(model_root, ignore_errors=True)
     return {"expid": expid, "valid": results.get("valid"), "test": results.get("test"), "state": state,
             "model_path": str(model_path), "data_dir": data_dir, "run_hash": run_hash, "model": model}
 

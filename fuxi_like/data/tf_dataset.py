@@ -92,13 +92,16 @@ class InputPipeline:
     loop sets it (see `fuxi_like.training.callbacks.EpochSetter`).
     """
 
-    def __init__(self, feature_map, batch_size, seed=0, streaming=False, data_dir=None):
+    def __init__(self, feature_map, batch_size, seed=0, streaming=False, data_dir=None, shard=None):
+        """`shard=(num_workers, index)`: this worker's share of the training batches
+        (multi-worker training); every worker gets the same number of batches."""
         self.feature_map = feature_map
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.streaming = streaming
         self.data_dir = data_dir or feature_map.data_dir
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="input_epoch")
+        self.shard = shard if shard and shard[0] > 1 else None
 
     def num_rows(self, split):
         return int(self.feature_map.num_rows.get(split, 0))
@@ -107,17 +110,23 @@ class InputPipeline:
         return (Path(self.data_dir) / split).is_dir()
 
     def dataset(self, split, shuffle=False):
-        ds = self._streaming(split, shuffle) if self.streaming else self._in_memory(split, shuffle)
+        shard = self.shard if split == "train" else None  # evaluation: every worker sees the whole split
+        ds = self._streaming(split, shuffle, shard) if self.streaming else self._in_memory(split, shuffle, shard)
         fmap = self.feature_map
-        return ds.map(lambda b: _split_xy(fmap, b), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        ds = ds.map(lambda b: _split_xy(fmap, b), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        opts = tf.data.Options()
+        opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF  # sharded above
+        return ds.with_options(opts)
 
     # -------------------------------------------------------------- in memory
-    def _in_memory(self, split, shuffle):
+    def _in_memory(self, split, shuffle, shard=None):
         arrays = load_split(self.feature_map, split, self.data_dir)
         n = len(next(iter(arrays.values())))
         tensors = {k: tf.constant(v) for k, v in arrays.items()}
         bs, seed, epoch = self.batch_size, self.seed, self.epoch
         nb = -(-n // bs)
+        workers, index = shard or (1, 0)
+        nb_local = nb // workers if shard else nb  # equal step counts on every worker
 
         def batches(_):
             if shuffle:
@@ -130,13 +139,16 @@ class InputPipeline:
                 idx = perm[i * bs: tf.minimum((i + 1) * bs, n)]
                 return {k: tf.gather(v, idx) for k, v in tensors.items()}
 
-            return tf.data.Dataset.range(nb).map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            ids = tf.data.Dataset.range(nb_local)
+            if shard:
+                ids = ids.map(lambda i: i * workers + index)
+            return ids.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
         ds = tf.data.Dataset.from_tensors(0).flat_map(batches)
-        return ds.apply(tf.data.experimental.assert_cardinality(nb))
+        return ds.apply(tf.data.experimental.assert_cardinality(nb_local))
 
     # -------------------------------------------------------------- streaming
-    def _streaming(self, split, shuffle):
+    def _streaming(self, split, shuffle, shard=None):
         files = [str(f) for f in split_files(self.data_dir, split)]
         cols = columns_of(self.feature_map)
         bs, seed, epoch_var = self.batch_size, self.seed, self.epoch
@@ -163,10 +175,23 @@ class InputPipeline:
             if carry is not None:
                 yield carry
 
+        workers, index = shard or (1, 0)
+        nb = -(-n // bs) if n else None
+        if shard:
+            inner = gen
+            per_worker = nb // workers
+
+            def gen():  # noqa: F811 - this worker's batches: every workers-th, equal counts
+                for i, b in enumerate(inner()):
+                    if i // workers >= per_worker:
+                        return
+                    if i % workers == index:
+                        yield b
+
         x_sig, _ = output_signature(self.feature_map)
         sig = dict(x_sig)
         sig.update({l: tf.TensorSpec((None,), tf.float32) for l in self.feature_map.labels})
         ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
-        if n:
-            ds = ds.apply(tf.data.experimental.assert_cardinality(-(-n // bs)))
+        if nb:
+            ds = ds.apply(tf.data.experimental.assert_cardinality(nb // workers if shard else nb))
         return ds
