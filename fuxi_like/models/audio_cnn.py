@@ -13,7 +13,7 @@ def build_audio_cnn(n_classes, n_mels=64, widths=(16, 32, 64), dropout=0.3, mean
     x = keras.layers.Reshape((-1, n_mels, 1))(x)
     for w in widths:
         x = keras.layers.Conv2D(w, 3, padding="same", use_bias=False)(x)
-        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.BatchNormalization(momentum=0.9)(x)  # few steps per epoch: fast-moving stats
         x = keras.layers.ReLU()(x)
         x = keras.layers.MaxPooling2D(2)(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
