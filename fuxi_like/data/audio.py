@@ -11,6 +11,7 @@
 Every decoding failure raises `MediaError` naming the file.
 """
 
+import contextlib
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -92,28 +93,43 @@ def _decode_soundfile(p):
     return data, int(sr)
 
 
-def decode_container_audio(path):
-    """Decode the first audio stream of any container PyAV reads; [n, ch] float32."""
+@contextlib.contextmanager
+def open_stream(path, kind):
+    """Open `path` with PyAV and yield (container, first `kind` stream: "audio" | "video").
+
+    Any failure while the block runs (open, demux, decode) becomes a MediaError
+    naming the file; a missing stream is "<file>: no <kind> stream".
+    """
     import av
 
     p = Path(path)
+    if not p.is_file():
+        raise MediaError(f"{kind.capitalize()} file not found: {p}")
     try:
         with av.open(str(p)) as c:
-            if not c.streams.audio:
-                raise MediaError(f"{p}: no audio stream")
-            stream = c.streams.audio[0]
-            chunks, sr = [], stream.codec_context.sample_rate
-            for frame in c.decode(stream):
-                arr = frame.to_ndarray()
-                if frame.format.is_planar:
-                    arr = arr.T  # [ch, n] -> [n, ch]
-                else:
-                    arr = arr.reshape(-1, len(frame.layout.channels))
-                chunks.append(_to_float(arr))
+            streams = getattr(c.streams, kind)
+            if not streams:
+                raise MediaError(f"{p}: no {kind} stream")
+            yield c, streams[0]
     except MediaError:
         raise
-    except Exception as e:  # noqa: BLE001
-        raise MediaError(f"{p}: cannot decode audio ({type(e).__name__}: {e})") from None
+    except Exception as e:  # noqa: BLE001 - any decoder failure becomes a clear, named error
+        raise MediaError(f"{p}: cannot decode {kind} ({type(e).__name__}: {e})") from None
+
+
+def decode_container_audio(path):
+    """Decode the first audio stream of any container PyAV reads; [n, ch] float32."""
+    p = Path(path)
+    chunks = []
+    with open_stream(p, "audio") as (c, stream):
+        sr = stream.codec_context.sample_rate
+        for frame in c.decode(stream):
+            arr = frame.to_ndarray()
+            if frame.format.is_planar:
+                arr = arr.T  # [ch, n] -> [n, ch]
+            else:
+                arr = arr.reshape(-1, len(frame.layout.channels))
+            chunks.append(_to_float(arr))
     if not chunks:
         raise MediaError(f"{p}: the audio stream holds no frames (empty or truncated)")
     return np.concatenate(chunks).astype(np.float32), int(sr)

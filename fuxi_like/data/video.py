@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import MediaError, decode_container_audio, decode_audio, resample, to_mono
+from .audio import MediaError, decode_audio, decode_container_audio, open_stream, resample, to_mono
 
 
 def _scaled_size(w, h, resize):
@@ -41,22 +41,11 @@ def crop_frames(frames, crop, mode="center", rng=None):
 
 
 def video_info(path):
-    import av
-
-    p = Path(path)
-    try:
-        with av.open(str(p)) as c:
-            if not c.streams.video:
-                raise MediaError(f"{p}: no video stream")
-            v = c.streams.video[0]
-            dur = float(c.duration / 1e6) if c.duration else (float(v.duration * v.time_base) if v.duration else None)
-            return {"width": v.codec_context.width, "height": v.codec_context.height,
-                    "fps": float(v.average_rate) if v.average_rate else None, "duration": dur,
-                    "has_audio": bool(c.streams.audio)}
-    except MediaError:
-        raise
-    except Exception as e:  # noqa: BLE001
-        raise MediaError(f"{p}: cannot open video ({type(e).__name__}: {e})") from None
+    with open_stream(path, "video") as (c, v):
+        dur = float(c.duration / 1e6) if c.duration else (float(v.duration * v.time_base) if v.duration else None)
+        return {"width": v.codec_context.width, "height": v.codec_context.height,
+                "fps": float(v.average_rate) if v.average_rate else None, "duration": dur,
+                "has_audio": bool(c.streams.audio)}
 
 
 def decode_video(path, fps=None, resize=None, crop=None, crop_mode="center", rng=None, start=0.0, duration=None):
@@ -64,62 +53,50 @@ def decode_video(path, fps=None, resize=None, crop=None, crop_mode="center", rng
 
     fps=None keeps every decoded frame. Returns (frames uint8 [T, H, W, 3], times [T]).
     """
-    import av
-
     p = Path(path)
-    if not p.is_file():
-        raise MediaError(f"Video file not found: {p}")
     end = None if duration is None else start + duration
     n_targets = None if (end is None or not fps) else int(np.ceil((end - start) * fps - 1e-9))
     frames, times = [], []
     eps = 1e-6
-    try:
-        with av.open(str(p)) as c:
-            if not c.streams.video:
-                raise MediaError(f"{p}: no video stream")
-            stream = c.streams.video[0]
-            stream.thread_type = "AUTO"
-            size = None
-            k = 0  # next target time index: start + k / fps
-            last = None  # [frame, timestamp, converted image or None]
+    with open_stream(p, "video") as (c, stream):
+        stream.thread_type = "AUTO"
+        size = None
+        k = 0  # next target time index: start + k / fps
+        last = None  # [frame, timestamp, converted image or None]
 
-            def image(entry):
-                if entry[2] is None:  # convert lazily: only frames that are emitted
-                    entry[2] = entry[0].reformat(width=size[0], height=size[1], format="rgb24").to_ndarray()
-                return entry[2]
+        def image(entry):
+            if entry[2] is None:  # convert lazily: only frames that are emitted
+                entry[2] = entry[0].reformat(width=size[0], height=size[1], format="rgb24").to_ndarray()
+            return entry[2]
 
-            def more():
-                return n_targets is None or k < n_targets
+        def more():
+            return n_targets is None or k < n_targets
 
-            for frame in c.decode(stream):
-                if frame.pts is None:
-                    continue
-                t = float(frame.pts * stream.time_base)
-                if size is None:
-                    size = _scaled_size(frame.width, frame.height, resize)
-                if not fps:  # every frame in the window
-                    if start - eps <= t and (end is None or t < end):
-                        frames.append(image([frame, t, None]))
-                        times.append(t)
-                    continue
-                # the previous frame is the one on screen for every target time before t
-                while last is not None and more() and start + k / fps < t - eps:
-                    frames.append(image(last))
-                    times.append(start + k / fps)
-                    k += 1
-                if not more():
-                    break
-                last = [frame, t, None]
-            if fps and last is not None:
-                rate = float(stream.average_rate) if stream.average_rate else fps
-                while more() and start + k / fps < last[1] + 1.0 / rate - eps:  # last frame lasts one period
-                    frames.append(image(last))
-                    times.append(start + k / fps)
-                    k += 1
-    except MediaError:
-        raise
-    except Exception as e:  # noqa: BLE001
-        raise MediaError(f"{p}: cannot decode video ({type(e).__name__}: {e})") from None
+        for frame in c.decode(stream):
+            if frame.pts is None:
+                continue
+            t = float(frame.pts * stream.time_base)
+            if size is None:
+                size = _scaled_size(frame.width, frame.height, resize)
+            if not fps:  # every frame in the window
+                if start - eps <= t and (end is None or t < end):
+                    frames.append(image([frame, t, None]))
+                    times.append(t)
+                continue
+            # the previous frame is the one on screen for every target time before t
+            while last is not None and more() and start + k / fps < t - eps:
+                frames.append(image(last))
+                times.append(start + k / fps)
+                k += 1
+            if not more():
+                break
+            last = [frame, t, None]
+        if fps and last is not None:
+            rate = float(stream.average_rate) if stream.average_rate else fps
+            while more() and start + k / fps < last[1] + 1.0 / rate - eps:  # last frame lasts one period
+                frames.append(image(last))
+                times.append(start + k / fps)
+                k += 1
     if not frames:
         raise MediaError(f"{p}: no video frames decoded in [{start}, {end}) (empty, truncated or too short)")
     out = crop_frames(np.stack(frames), crop, crop_mode, rng)
