@@ -105,7 +105,7 @@ def _plots(runs, keys, metric, split, out_dir):
         ax.scatter(xs, ys, alpha=0.6, label="runs")
         means = [np.nanmean([y for x, y in zip(xs, ys) if x == pos[s]]) for s in labels]
         ax.plot([pos[s] for s in labels], means, "o-", color="C3", label="mean")
-        if numeric and all(v > 0 for v in pos.values()) and max(pos.values()) / max(min(pos.values()), 1e-12) >= 100:
+        if numeric and all(v > 0 for v in pos.values()) and max(pos.values()) / max(min(pos.values()), 1e-12) >= 10:
             ax.set_xscale("log")
         if not numeric:
             ax.set_xticks(list(pos.values()))
