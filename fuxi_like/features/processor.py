@@ -121,6 +121,8 @@ class FeatureProcessor:
         """Categorical column -> object array of str tokens (missing -> None)."""
         if f["fill_na"] is not None:
             col = col.fillna(str(f["fill_na"]))
+        if isinstance(col.dtype, pd.StringDtype):  # read as str: no per-value conversion needed
+            return col.to_numpy(dtype=object, na_value=None)
         arr = col.astype(object).to_numpy()
         out = np.empty(len(arr), dtype=object)
         isna = pd.isna(arr)
