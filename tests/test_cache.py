@@ -41,12 +41,12 @@ def test_changed_spec_rebuilds(tmp_path):
 
 
 def test_changed_data_file_rebuilds(tmp_path):
-    d1 = build_dataset(setup(tmp_path))
+    before = load_feature_map(build_dataset(setup(tmp_path))).fingerprint
     time.sleep(0.01)
     pd.DataFrame({"y": [1, 0], "c": ["x", "y"]}).to_csv(tmp_path / "train.csv", index=False)
     d2 = build_dataset(setup(tmp_path))
     fmap = load_feature_map(d2)
-    assert len(load_split(fmap, "train")["c"]) == 2
+    assert fmap.fingerprint != before and len(load_split(fmap, "train")["c"]) == 2
 
 
 def test_interrupted_build_leaves_no_valid_cache(tmp_path, monkeypatch):

@@ -1,7 +1,6 @@
 """Config validation: every error names the file and the key, with a suggestion."""
 
 import pytest
-import yaml
 
 from fuxi_like.config import load_dataset_config, load_model_config, validate_model_params
 from fuxi_like.errors import ConfigError, DataError

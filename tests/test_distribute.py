@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
 from helpers import ROOT, make_model_folder, synthetic_dataset
 

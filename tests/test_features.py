@@ -11,7 +11,7 @@ from fuxi_like.config import load_dataset_config
 from fuxi_like.data.build_dataset import build_dataset, load_feature_map
 from fuxi_like.data.tf_dataset import load_split
 from fuxi_like.errors import DataError
-from helpers import make_model_folder, write_csv
+from helpers import make_model_folder
 
 
 def build(tmp_path, feature_cols, train, valid=None, fmt="csv", **extra):
