@@ -4,8 +4,10 @@ Two backends with the same API:
 - `ExactIndex`: batched matmul + partial top-k (NumPy/BLAS), exact by construction;
 - `ScaNNIndex`: ScaNN tree partitioning + anisotropic hashing + exact reordering.
   Parameters may be given (e.g. from YAML); unset ones get defaults chosen from
-  the data size: ~sqrt(n) leaves, 1/10 of them searched, reordering of 10x k
-  candidates; under 20k items it brute-forces with ScaNN's own scorer.
+  the data size: ~sqrt(n) leaves, 1/50 of them (at least 10) searched, exact
+  reordering of max(200, 4k) candidates; under 20k items it brute-forces with
+  ScaNN's own scorer. (Chosen from the recall-vs-QPS curve in
+  benchmark/results/retrieval.md.)
 
 `make_index(backend="auto")` uses ScaNN where it imports (Linux) and falls back to
 exact search with a warning elsewhere. Metrics: "dot" and "cosine" (cosine
@@ -88,9 +90,9 @@ class ExactIndex(_Index):
 
     backend = "exact"
 
-    def __init__(self, metric="dot", query_batch=1024):
+    def __init__(self, metric="dot", max_batch_elements=2 ** 25):
         super().__init__(metric)
-        self.query_batch = query_batch
+        self.max_batch_elements = max_batch_elements  # score-matrix cells per query batch (memory bound)
         self.vectors = None
 
     def build(self, embeddings, ids=None):
@@ -101,12 +103,14 @@ class ExactIndex(_Index):
 
     def search(self, queries, k=10):
         q = self._check_queries(queries)
-        k = min(k, len(self.vectors))
+        n = len(self.vectors)
+        k = min(k, n)
         out_i = np.empty((len(q), k), dtype=np.int64)
         out_s = np.empty((len(q), k), dtype=np.float32)
-        for s in range(0, len(q), self.query_batch):
-            scores = q[s:s + self.query_batch] @ self.vectors.T
-            part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        batch = max(1, min(1024, self.max_batch_elements // n))
+        for s in range(0, len(q), batch):
+            scores = q[s:s + batch] @ self.vectors.T
+            part = np.argpartition(scores, n - k, axis=1)[:, n - k:]
             top = np.take_along_axis(scores, part, axis=1)
             order = np.argsort(-top, axis=1, kind="stable")
             out_i[s:s + len(part)] = self.ids[np.take_along_axis(part, order, axis=1)]
@@ -148,11 +152,11 @@ class ScaNNIndex(_Index):
         p = dict(self.params)
         p.setdefault("brute_force_below", 20_000)
         p.setdefault("num_leaves", int(max(1, round(np.sqrt(n)))))
-        p.setdefault("num_leaves_to_search", int(max(1, round(p["num_leaves"] / 10))))
+        p.setdefault("num_leaves_to_search", int(min(p["num_leaves"], max(10, round(p["num_leaves"] / 50)))))
         p.setdefault("training_sample_size", int(min(n, 250_000)))
         p.setdefault("dims_per_block", 2)
         p.setdefault("anisotropic_quantization_threshold", 0.2)
-        p.setdefault("reorder", int(max(100, 10 * k)))
+        p.setdefault("reorder", int(max(200, 4 * k)))
         return p
 
     def build(self, embeddings, ids=None, k=100):
