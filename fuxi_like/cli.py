@@ -55,9 +55,14 @@ def main(argv=None):
             return 2
         return rc
     if args.cmd == "summarize":
+        from .errors import ConfigError
         from .summarize import summarize
 
-        print(summarize(args.results_csv, args.metric, args.mode, args.split, args.plots))
+        try:
+            print(summarize(args.results_csv, args.metric, args.mode, args.split, args.plots))
+        except (ConfigError, KeyError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         return 0
     return make_dataset(args.recipe, args.out_dir, args.param)
 

@@ -337,4 +337,22 @@ def validate_model_params(params, model_cls):
         out.setdefault(k, copy.deepcopy(default))
     if out["monitor_mode"] not in ("max", "min"):
         raise ConfigError(f"{where}: key 'monitor_mode' must be 'max' or 'min', got {out['monitor_mode']!r}")
+    _check_metrics(where, out)
     return out
+
+
+def _check_metrics(where, params):
+    """Fail before training, not after the first epoch, on bad metric/monitor settings."""
+    from .metrics import metric_label, monitor_metrics, needs_groups
+
+    try:
+        labels = [metric_label(m) for m in params["metrics"]]
+        monitored = [metric_label(m) for m in monitor_metrics(params["monitor"])]
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    for m in monitored:
+        if m not in labels:
+            raise ConfigError(f"{where}: monitor metric '{m}' is not in metrics {params['metrics']}; add it there")
+    if needs_groups(params["metrics"]) and not params.get("group_id"):
+        raise ConfigError(f"{where}: metrics {params['metrics']} include grouped metrics (gAUC, avgAUC, MRR, NDCG, "
+                          f"HR, Recall) that need 'group_id' set to a meta feature")

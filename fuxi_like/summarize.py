@@ -22,6 +22,10 @@ def _key(v):
 
 
 def load_runs(results_csv):
+    from .errors import ConfigError
+
+    if not Path(results_csv).is_file():
+        raise ConfigError(f"results file not found: {results_csv}")
     runs = []
     for r in read_results(results_csv):
         params = json.loads(r["params"]) if r.get("params") else {}

@@ -119,3 +119,26 @@ def test_unknown_model_class(tmp_path):
     d = cfg_dir(tmp_path, models={"E1": {"model": "DeepFN", "dataset_id": "d1"}})
     with pytest.raises(ConfigError, match=r"model 'DeepFN' not found \(did you mean 'DeepFM'\?\)"):
         fuxi_like.run_expid(d, "E1", model_modules=[zoo_module("DeepFM")])
+
+
+@pytest.mark.parametrize("extra,msg", [
+    ({"metrics": ["AUC", "AUX"]}, r"E1: unknown metric 'AUX' \(did you mean 'AUC'\?\)"),
+    ({"metrics": ["logloss"], "monitor": "AUC"}, r"E1: monitor metric 'AUC' is not in metrics \['logloss'\]"),
+    ({"metrics": ["AUC", "gAUC"]}, r"E1: metrics .* need 'group_id'"),
+])
+def test_metric_settings_fail_before_training(tmp_path, extra, msg):
+    d = cfg_dir(tmp_path, models={"E1": {"model": "DNN", "dataset_id": "d1", **extra}})
+    with pytest.raises(ConfigError, match=msg):
+        validate_model_params(load_model_config(d, "E1"), zoo_module("DNN").DNN)
+
+
+def test_unparseable_dense_vector_names_row(tmp_path):
+    import pandas as pd
+
+    from fuxi_like.data.build_dataset import build_dataset
+
+    pd.DataFrame({"label": [1, 0], "v": ["1^2", "1^x"]}).to_csv(tmp_path / "t.csv", index=False)
+    data = {"d1": {"data_root": "./p", "train_data": str(tmp_path / "t.csv"), "label_col": {"name": "label"},
+                   "feature_cols": [{"name": "v", "type": "embedding", "pretrain_dim": 2}]}}
+    with pytest.raises(DataError, match=r"t\.csv: column 'v', row 2: cannot parse '1\^x' as a vector"):
+        build_dataset(load_dataset_config(cfg_dir(tmp_path, data), "d1"))

@@ -257,7 +257,11 @@ class FeatureProcessor:
         dim = f["pretrain_dim"]
         rows = []
         for i, v in enumerate(col.to_numpy(dtype=object)):
-            vec = np.asarray(v.split(f["splitter"]) if isinstance(v, str) else v, dtype=np.float32)
+            try:
+                vec = np.asarray(v.split(f["splitter"]) if isinstance(v, str) else v, dtype=np.float32)
+            except (TypeError, ValueError):
+                raise DataError(f"{path}: column '{f['name']}', row {i + 1}: cannot parse {v!r} "
+                                f"as a vector of floats") from None
             if vec.shape != (dim,):
                 raise DataError(
                     f"{path}: column '{f['name']}', row {i + 1}: expected a vector of "
