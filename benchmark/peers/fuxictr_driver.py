@@ -38,6 +38,9 @@ def main(spec):
                                        test_data=spec["paths"]["test"], data_format="csv",
                                        min_categr_count=spec["min_categr_count"])
     prep_s = time.perf_counter() - t0
+    if spec.get("prep_only"):
+        print("RESULT " + json.dumps({"prep_s": prep_s}), flush=True)
+        return
     data_dir = os.path.join(data_root, spec["dataset_id"])
     fmap = FeatureMap(spec["dataset_id"], data_dir)
     hp = spec["hparams"]

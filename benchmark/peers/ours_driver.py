@@ -48,6 +48,9 @@ def main(spec):
     t0 = time.perf_counter()
     data_dir = build_dataset(load_dataset_config(cfg, spec["dataset_id"]), rebuild=True)
     prep_s = time.perf_counter() - t0
+    if spec.get("prep_only"):
+        print("RESULT " + json.dumps({"prep_s": prep_s}), flush=True)
+        return
     fmap = load_feature_map(data_dir)
     from fuxi_like.runner import model_kwargs
 

@@ -128,6 +128,37 @@ def datasets(names, rows):
     return out
 
 
+def prep_only(args, fx_python):
+    import shutil
+
+    from fuxi_like.io_utils import atomic_write_text
+
+    lines = ["# Preprocessing only: fuxi_like vs FuxiCTR", "",
+             f"Same CSV files, same feature types, one after the other in this run ({platform.machine()}, "
+             f"{os.cpu_count()} cores). Command: `python benchmark/peers/run_peers.py --prep-only --rows {args.rows} "
+             f"--datasets {' '.join(args.datasets)}`.", "",
+             "| data | fuxi_like s | FuxiCTR s | speed-up | fuxi_like peak private MB | FuxiCTR peak private MB |",
+             "|---|---|---|---|---|---|"]
+    for ds_name, ds in datasets(args.datasets, args.rows).items():
+        spec = {"dataset_id": f"{ds_name}_prep", "paths": ds["paths"], "numeric": ds["numeric"],
+                "categorical": ds["categorical"], "label": ds["label"], "min_categr_count": ds["min_categr_count"],
+                "model": "DeepFM", "hparams": HP, "epochs": 1, "seed": 2024, "warmup_steps": 0,
+                "work_dir": str(WORK / "runs"), "prep_only": True}
+        Path(spec["work_dir"]).mkdir(parents=True, exist_ok=True)
+        for stale in ("fuxictr_data", "ours_data"):
+            shutil.rmtree(Path(spec["work_dir"]) / stale / spec["dataset_id"], ignore_errors=True)
+        ours = run_driver(sys.executable, Path(__file__).parent / "ours_driver.py", spec,
+                          {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
+        fx = run_driver(fx_python, Path(__file__).parent / "fuxictr_driver.py", spec,
+                        {"CUDA_VISIBLE_DEVICES": "", "RAY_DISABLE_USAGE_STATS": "1"})
+        print(ds_name, ours, fx, flush=True)
+        lines.append(f"| {ds_name} ({ds['rows']:,} rows) | {ours['prep_s']:.1f} | {fx['prep_s']:.1f} | "
+                     f"{fx['prep_s'] / ours['prep_s']:.2f}x | {ours['peak_private_mb']:,.0f} | {fx['peak_private_mb']:,.0f} |")
+    lines.append("")
+    atomic_write_text(ROOT / "benchmark/results/peers_preprocessing.md", "\n".join(lines))
+    print("\n".join(lines))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--rows", type=int, default=1_000_000)
@@ -135,9 +166,13 @@ def main():
     p.add_argument("--models", nargs="+", default=["DeepFM", "DCNv2"])
     p.add_argument("--warmup-steps", type=int, default=10)
     p.add_argument("--out", default=str(ROOT / "benchmark/results/peers.md"))
+    p.add_argument("--prep-only", action="store_true",
+                   help="only time CSV -> processed data on both sides (writes peers_preprocessing.md)")
     args = p.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     fx_python = ensure_fuxictr()
+    if args.prep_only:
+        return prep_only(args, fx_python)
     gflops = sgemm_gflops()
     print(f"sgemm: {gflops:.1f} GFLOP/s", flush=True)
     rows = []
