@@ -337,11 +337,11 @@ def validate_model_params(params, model_cls):
         out.setdefault(k, copy.deepcopy(default))
     if out["monitor_mode"] not in ("max", "min"):
         raise ConfigError(f"{where}: key 'monitor_mode' must be 'max' or 'min', got {out['monitor_mode']!r}")
-    _check_metrics(where, out)
+    _check_metrics(where, out, retrieval=getattr(model_cls, "retrieval", False))
     return out
 
 
-def _check_metrics(where, params):
+def _check_metrics(where, params, retrieval=False):
     """Fail before training, not after the first epoch, on bad metric/monitor settings."""
     from .metrics import metric_label, monitor_metrics, needs_groups
 
@@ -353,6 +353,11 @@ def _check_metrics(where, params):
     for m in monitored:
         if m not in labels:
             raise ConfigError(f"{where}: monitor metric '{m}' is not in metrics {params['metrics']}; add it there")
+    if retrieval:  # ranked lists come from the index, not from groups of rows
+        from .retrieval.evaluation import check_retrieval_metrics
+
+        check_retrieval_metrics(params["metrics"], where=f"{where}: metrics")
+        return
     if needs_groups(params["metrics"]) and not params.get("group_id"):
         raise ConfigError(f"{where}: metrics {params['metrics']} include grouped metrics (gAUC, avgAUC, MRR, NDCG, "
                           f"HR, Recall) that need 'group_id' set to a meta feature")

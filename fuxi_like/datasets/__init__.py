@@ -16,9 +16,9 @@ from pathlib import Path
 
 from ..errors import ConfigError, closest, unknown_key_error
 from ..io_utils import file_lock
-from . import frappe, synthetic_ctr
+from . import frappe, seq_loo, synthetic_ctr
 
-RECIPES = {"synthetic_ctr": synthetic_ctr.make, "frappe": frappe.make}
+RECIPES = {"synthetic_ctr": synthetic_ctr.make, "frappe": frappe.make, "seq_loo": seq_loo.make}
 log = logging.getLogger("fuxi_like")
 
 

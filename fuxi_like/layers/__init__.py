@@ -6,6 +6,8 @@ from .embedding import FeatureEmbedding, masked_pool
 from .interaction import FactorizationMachine, LogisticRegression
 from .mlp import MLPBlock
 from .regularizers import get_regularizer
+from .sequence_encoders import GRU4RecEncoder, SASRecEncoder, last_position
 
 __all__ = ["Dice", "get_activation", "DINAttention", "FeatureEmbedding", "masked_pool",
-           "FactorizationMachine", "LogisticRegression", "MLPBlock", "get_regularizer"]
+           "FactorizationMachine", "LogisticRegression", "MLPBlock", "get_regularizer",
+           "GRU4RecEncoder", "SASRecEncoder", "last_position"]

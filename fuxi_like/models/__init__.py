@@ -1,5 +1,6 @@
 """Model base classes."""
 
 from .base_model import BaseModel, register_model
+from .retrieval_model import RetrievalModel
 
-__all__ = ["BaseModel", "register_model"]
+__all__ = ["BaseModel", "RetrievalModel", "register_model"]

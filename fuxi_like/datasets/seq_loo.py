@@ -1,0 +1,144 @@
+"""Sequential leave-one-out recipes for retrieval (next-item) models.
+
+Sources:
+- `user_items`: one user a line, `user item1 item2 ...` in chronological order
+  (the Amazon 5-core / LastFM files of SASRec and S3-Rec, e.g. `amazon_seq/Beauty.txt`);
+- `movielens`: a MovieLens `ratings.csv` (userId, movieId, rating, timestamp); each user's
+  ratings sorted by time (ties by movieId); `min_rating` keeps only ratings >= it;
+- `synthetic`: a seeded Markov-chain generator (each item has a few likely successors),
+  so order-aware models have real signal to learn (used by the tests and the demo).
+
+Split per user (users with fewer than 3 interactions are dropped): the last item is the
+test target, the second-to-last the valid target, the rest is training. Each written row
+is `user_id, item_id, hist_items, label` where `hist_items` (`^`-joined, oldest first,
+at most `max_history` of the most recent items) is everything before `item_id`:
+- valid row: target = second-to-last, history = the training items;
+- test row: target = last, history = training items + the valid item (as at serving);
+- train rows (`train_rows: all`): one row per training position >= 1 (target = item t,
+  history = items before t), for models trained on (query, next item) pairs;
+  `train_rows: last`: one row per user (target = last training item, history = the rest),
+  for models that compute a next-item loss at every position of the sequence (SASRec,
+  GRU4Rec with `sequence_loss: true`): the same training targets, one row per user.
+`num_eval_negatives: 99` adds a `neg_items` column to valid/test: that many items the user
+never interacted with, sampled uniformly (seeded), for the sampled-negatives protocol;
+full ranking over all items is the default evaluation and needs no column.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from .synthetic_ctr import write_splits
+
+SOURCES = ("user_items", "movielens", "synthetic")
+
+
+def read_user_items(path):
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"sequence file not found: {p} (set recipe.source_path)")
+    seqs = {}
+    with open(p, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) < 2:
+                raise DataError(f"{p}: line {i} has a user but no items: {line.strip()!r}")
+            seqs[parts[0]] = parts[1:]
+    return seqs
+
+
+def read_movielens(path, min_rating=None):
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"MovieLens ratings not found: {p} (set recipe.source_path)")
+    df = pd.read_csv(p, dtype={"userId": str, "movieId": str})
+    need = {"userId", "movieId", "rating", "timestamp"}
+    if not need <= set(df.columns):
+        raise DataError(f"{p}: needs columns {sorted(need)}, has {list(df.columns)}")
+    if min_rating is not None:
+        df = df[df["rating"] >= float(min_rating)]
+    df = df.assign(_m=df["movieId"].astype(np.int64)).sort_values(["userId", "timestamp", "_m"], kind="stable")
+    return {u: list(g) for u, g in df.groupby("userId", sort=False)["movieId"]}
+
+
+def synthetic_sequences(n_users=2000, n_items=500, min_len=5, max_len=30, n_successors=3, p_follow=0.8, seed=0):
+    """Markov chains: next item is one of the current item's successors w.p. `p_follow`."""
+    rng = np.random.default_rng(seed)
+    succ = rng.integers(1, n_items + 1, size=(n_items + 1, n_successors))
+    pop = rng.zipf(1.3, size=n_items * 4)
+    pop = pop[pop <= n_items][: n_items]
+    seqs = {}
+    for u in range(1, n_users + 1):
+        length = int(rng.integers(min_len, max_len + 1))
+        cur = int(rng.choice(pop)) if len(pop) else int(rng.integers(1, n_items + 1))
+        s = [cur]
+        for _ in range(length - 1):
+            if rng.random() < p_follow:
+                cur = int(succ[cur, rng.integers(n_successors)])
+            else:
+                cur = int(rng.integers(1, n_items + 1))
+            s.append(cur)
+        seqs[str(u)] = [str(i) for i in s]
+    return seqs
+
+
+def loo_frames(seqs, max_history=50, train_rows="all", num_eval_negatives=0, seed=0):
+    """dict user -> chronological items -> (train, valid, test) DataFrames."""
+    if train_rows not in ("all", "last"):
+        raise DataError(f"train_rows must be 'all' or 'last', got {train_rows!r}")
+    rng = np.random.default_rng(seed)
+    all_items = np.array(sorted({i for s in seqs.values() for i in s}), dtype=object)
+    rows = {"train": [], "valid": [], "test": []}
+
+    def hist(items):
+        return "^".join(items[-max_history:]) if max_history else "^".join(items)
+
+    for u, s in seqs.items():
+        if len(s) < 3:
+            continue
+        train = s[:-2]
+        positions = range(1, len(train)) if train_rows == "all" else ([len(train) - 1] if len(train) > 1 else [])
+        for t in positions:
+            rows["train"].append((u, train[t], hist(train[:t])))
+        rows["valid"].append((u, s[-2], hist(train)))
+        rows["test"].append((u, s[-1], hist(s[:-1])))
+    frames = []
+    for split in ("train", "valid", "test"):
+        df = pd.DataFrame(rows[split], columns=["user_id", "item_id", "hist_items"])
+        df["label"] = 1
+        if num_eval_negatives and split != "train":
+            negs = []
+            for u in df["user_id"]:
+                seen = set(seqs[u])
+                picked = []
+                while len(picked) < num_eval_negatives:
+                    cand = all_items[rng.integers(0, len(all_items), size=2 * num_eval_negatives)]
+                    picked += [c for c in cand if c not in seen and c not in picked]
+                negs.append("^".join(picked[:num_eval_negatives]))
+            df["neg_items"] = negs
+        elif num_eval_negatives:
+            df["neg_items"] = ""
+        frames.append(df)
+    if len(frames[1]) == 0:
+        raise DataError("no user has 3 or more interactions: nothing to split")
+    return frames
+
+
+def make(train_path, valid_path, test_path, source="user_items", source_path=None, min_rating=None,
+         max_history=50, train_rows="all", num_eval_negatives=0, seed=2024, synthetic=None):
+    """Recipe entry point (`recipe: {name: seq_loo, source: ..., source_path: ...}`)."""
+    if source not in SOURCES:
+        raise DataError(f"seq_loo recipe: source must be one of {SOURCES}, got {source!r}")
+    if source == "user_items":
+        seqs = read_user_items(source_path)
+    elif source == "movielens":
+        seqs = read_movielens(source_path, min_rating)
+    else:
+        seqs = synthetic_sequences(**(synthetic or {}))
+    frames = loo_frames(seqs, max_history=max_history, train_rows=train_rows,
+                        num_eval_negatives=num_eval_negatives, seed=seed)
+    write_splits(frames, (train_path, valid_path, test_path))

@@ -1,0 +1,3 @@
+from .DSSM import DSSM
+
+__all__ = ["DSSM"]

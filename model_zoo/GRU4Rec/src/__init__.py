@@ -1,0 +1,3 @@
+from .GRU4Rec import GRU4Rec
+
+__all__ = ["GRU4Rec"]

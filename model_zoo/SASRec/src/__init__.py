@@ -1,0 +1,3 @@
+from .SASRec import SASRec
+
+__all__ = ["SASRec"]

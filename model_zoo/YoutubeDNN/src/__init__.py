@@ -1,0 +1,3 @@
+from .YoutubeDNN import YoutubeDNN
+
+__all__ = ["YoutubeDNN"]
