@@ -11,8 +11,10 @@ A subclass implements
 Training (`compute_loss`) is a softmax over candidates, set by `softmax:`
 - `inbatch`: the other rows' target items are the negatives; with `logq_correction` the
   logits are corrected by log(sampling probability) (the item's share of training
-  targets; Yi et al., RecSys'19), and `remove_accidental_hits` masks negatives that are
-  the row's own target (keras-rs layers);
+  targets; Yi et al., RecSys'19; keras-rs SamplingProbabilityCorrection), and
+  `remove_accidental_hits` masks negatives that are the row's own target (done here with a
+  mask: keras-rs 0.4.0's RemoveAccidentalHits adds ~1e-40, a no-op, and reads per-row ids
+  from row 0; keras-rs PR #206);
 - `sampled`: `num_negatives` items shared by the batch, drawn by `negative_sampler`
   (`popularity`: by training frequency, or `uniform`), logQ-corrected, accidental hits
   masked; the only choice besides `full` when `sequence_loss` trains every position;
@@ -97,7 +99,6 @@ class RetrievalModel(BaseModel):
         self.seed_generator = keras.random.SeedGenerator(1234)
         import keras_rs
 
-        self.hit_remover = keras_rs.layers.RemoveAccidentalHits()
         self.logq = keras_rs.layers.SamplingProbabilityCorrection()
         self.hard_miner = (keras_rs.layers.HardNegativeMining(int(num_hard_negatives))
                            if num_hard_negatives else None)
@@ -168,45 +169,48 @@ class RetrievalModel(BaseModel):
         return ops.reshape(nxt, (-1,)), ops.reshape(weight, (-1,))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Softmax cross-entropy of each target against its negatives: [pos | negatives] logits."""
         q = y_pred
         if self.sequence_loss:
             q = ops.reshape(q, (-1, ops.shape(q)[-1]))
         target, weight = self._targets(x)
-        if self.softmax == "inbatch":
-            cand_ids = target
-            cand = self.item_vectors(cand_ids, training=True)
-            logits = ops.matmul(q, ops.transpose(cand))
-            labels = ops.eye(ops.shape(target)[0], dtype=logits.dtype)
-            cand_row = cand_ids
-        elif self.softmax == "sampled":
-            neg = self._sample_negatives()
-            cand_pos = self.item_vectors(target, training=True)
-            cand_neg = self.item_vectors(neg, training=True)
-            logits = ops.concatenate([ops.sum(q * cand_pos, axis=-1, keepdims=True),
-                                      ops.matmul(q, ops.transpose(cand_neg))], axis=1)
-            n = ops.shape(target)[0]
-            labels = ops.concatenate([ops.ones((n, 1)), ops.zeros((n, self.num_negatives))], axis=1)
-            cand_ids = ops.concatenate([ops.expand_dims(target, 1), ops.tile(ops.expand_dims(neg, 0), (n, 1))], 1)
-            cand_row = cand_ids
-        else:  # full
-            ids = ops.arange(self.num_items, dtype="int32")
-            cand = self.item_vectors(ids, training=True)
-            logits = ops.matmul(q, ops.transpose(cand))
-            labels = ops.one_hot(target, self.num_items, dtype=logits.dtype)
-            cand_row = None
-        logits = logits / self.temperature
-        if self.softmax in ("inbatch", "sampled") and self.logq_correction:
-            prob = ops.exp(ops.take(self.item_log_prob, ops.reshape(cand_ids, (-1,)), axis=0))
-            logits = self.logq(logits, ops.reshape(prob, ops.shape(logits)) if self.softmax == "sampled"
-                               else ops.broadcast_to(ops.expand_dims(prob, 0), ops.shape(logits)))
-        if self.softmax == "full":  # PAD and OOV are never candidates
-            invalid = ops.logical_or(ops.equal(ids, 0), ops.equal(ids, self.num_items - 1))
-            logits = ops.where(ops.expand_dims(invalid, 0), -1e9, logits)
-        elif self.remove_hits:
-            logits = self.hit_remover(logits, labels, cand_row)
-        if self.hard_miner is not None:
+        if self.sequence_loss and keras.backend.backend() == "tensorflow":
+            # drop padded positions before scoring negatives (most of a short history is padding);
+            # backends without dynamic shapes keep them, weighted 0
+            keep = ops.reshape(ops.nonzero(weight)[0], (-1,))
+            q, target, weight = ops.take(q, keep, axis=0), ops.take(target, keep), ops.take(weight, keep)
+        pos_vec = self.item_vectors(target, training=True)
+        pos = ops.sum(q * pos_vec, axis=-1) / self.temperature  # [N]
+        t_col = ops.expand_dims(target, 1)
+        if self.softmax == "inbatch":  # the other rows' targets; the diagonal is the positive itself
+            neg_ids = target
+            neg = ops.matmul(q, ops.transpose(pos_vec)) / self.temperature
+            mask = ops.cast(ops.eye(ops.shape(target)[0]), "bool")
+            if self.remove_hits:  # the same item as another row's target is not a negative
+                mask = ops.logical_or(mask, ops.equal(t_col, ops.expand_dims(neg_ids, 0)))
+        elif self.softmax == "sampled":  # one shared set of sampled negatives
+            neg_ids = self._sample_negatives()
+            neg = ops.matmul(q, ops.transpose(self.item_vectors(neg_ids, training=True))) / self.temperature
+            mask = ops.equal(t_col, ops.expand_dims(neg_ids, 0)) if self.remove_hits else None
+        else:  # full: every item; PAD, OOV and the target itself are not negatives
+            neg_ids = ops.arange(self.num_items, dtype="int32")
+            neg = ops.matmul(q, ops.transpose(self.item_vectors(neg_ids, training=True))) / self.temperature
+            row = ops.expand_dims(neg_ids, 0)
+            mask = ops.logical_or(ops.equal(t_col, row),
+                                  ops.logical_or(ops.equal(row, 0), ops.equal(row, self.num_items - 1)))
+        if self.softmax != "full" and self.logq_correction:  # logits - log Q(candidate) (Yi et al. 2019)
+            p_neg = ops.exp(ops.take(self.item_log_prob, neg_ids, axis=0))
+            neg = self.logq(neg, ops.expand_dims(p_neg, 0))
+            pos = self.logq(pos, ops.exp(ops.take(self.item_log_prob, target, axis=0)))
+        if mask is not None:
+            neg = ops.where(mask, ops.cast(-1e9, neg.dtype), neg)
+        if self.hard_miner is not None:  # keep the hardest negatives (+ the positive, column 0)
+            logits = ops.concatenate([ops.expand_dims(pos, 1), neg], axis=1)
+            labels = ops.concatenate([ops.ones_like(logits[:, :1]), ops.zeros_like(neg)], axis=1)
             logits, labels = self.hard_miner(logits, labels)
-        ce = keras.losses.categorical_crossentropy(labels, logits, from_logits=True)
+            ce = ops.logsumexp(logits, axis=1) - ops.sum(logits * labels, axis=1)
+        else:
+            ce = ops.logsumexp(ops.concatenate([ops.expand_dims(pos, 1), neg], axis=1), axis=1) - pos
         loss = ops.sum(ce * weight) / ops.maximum(ops.sum(weight), 1.0)
         reg = self.losses
         if reg:
@@ -272,13 +276,7 @@ class RetrievalModel(BaseModel):
             return ids[:, :k], scores[:, :k]
         from ..retrieval.evaluation import exclude_seen
 
-        kept = exclude_seen(ids, histories, k)
-        pos = {}
-        out_s = np.full(kept.shape, -np.inf, dtype=np.float32)
-        for r in range(len(kept)):  # scores of the kept ids (small: Q x k)
-            pos = dict(zip(ids[r].tolist(), scores[r].tolist()))
-            out_s[r] = [pos.get(i, -np.inf) for i in kept[r].tolist()]
-        return kept, out_s
+        return exclude_seen(ids, histories, k, scores=scores)
 
     def evaluate_split(self, dataset, metrics, group_id=None, verbose=0, index=None):
         from ..retrieval.evaluation import check_retrieval_metrics, max_cutoff, metrics_from_ranks, sampled_ranks, target_ranks

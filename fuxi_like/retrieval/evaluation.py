@@ -3,8 +3,8 @@
 `exclude_seen(top_ids, seen)`: drop already-seen items from each ranked list (the
 usual full-ranking protocol masks a user's history), keeping the order.
 `retrieval_metrics(ranked_ids, target_ids, metrics)`: HR@k, Recall@k (equal to HR@k with
-one target), NDCG@k (1/log2(rank+1)) and MRR (reciprocal rank within the list; `MRR@k`
-cuts at k) from ranked lists. A target not in the list counts as a miss; list depth must
+one target), NDCG@k (1/log2(rank+1)) and MRR (reciprocal rank; a bare `MRR` is MRR@100
+in retrieval evaluation, `MRR@k` cuts at k) from ranked lists. A target not in the list counts as a miss; list depth must
 cover the largest k, which the caller guarantees by searching deep enough.
 `sampled_ranks(pos_scores, neg_scores)`: rank of the target among sampled negatives
 (ties count against the target, so a constant scorer gets no credit).
@@ -29,18 +29,24 @@ def check_retrieval_metrics(metrics, where="metrics"):
     return parsed
 
 
-def max_cutoff(metrics, default=100):
-    ks = [k for _, k in check_retrieval_metrics(metrics) if k]
-    return max(ks) if ks else default
+MRR_DEPTH = 100
 
 
-def exclude_seen(top_ids, seen, depth, chunk=4096):
+def max_cutoff(metrics):
+    """Search depth the metrics need: their largest k, and 100 for a bare `MRR` (= MRR@100)."""
+    ks = [k if k else MRR_DEPTH for _, k in check_retrieval_metrics(metrics)]
+    return max(ks)
+
+
+def exclude_seen(top_ids, seen, depth, scores=None, chunk=4096):
     """top_ids [Q, K'] ranked; seen [Q, H] (0 = padding) -> [Q, depth] with seen ids removed.
 
-    Rows with fewer than `depth` unseen candidates are padded with -1.
+    Rows with fewer than `depth` unseen candidates are padded with id -1 (score -inf).
+    With `scores` ([Q, K'], aligned with top_ids) returns (ids, scores).
     """
     top_ids = np.asarray(top_ids)
     out = np.full((len(top_ids), depth), -1, dtype=np.int64)
+    out_s = np.full((len(top_ids), depth), -np.inf, dtype=np.float32)
     for s in range(0, len(top_ids), chunk):
         t = top_ids[s:s + chunk]
         h = np.asarray(seen[s:s + chunk])
@@ -50,7 +56,10 @@ def exclude_seen(top_ids, seen, depth, chunk=4096):
         picked = np.take_along_axis(t, order, axis=1)
         ok = ~np.take_along_axis(hit, order, axis=1)
         out[s:s + chunk, :picked.shape[1]] = np.where(ok, picked, -1)
-    return out
+        if scores is not None:
+            sc = np.take_along_axis(np.asarray(scores[s:s + chunk]), order, axis=1)
+            out_s[s:s + chunk, :picked.shape[1]] = np.where(ok, sc, -np.inf)
+    return (out, out_s) if scores is not None else out
 
 
 def target_ranks(ranked_ids, target_ids):

@@ -26,7 +26,7 @@ class YoutubeDNN(RetrievalModel):
                             dropout_rates=net_dropout, kernel_regularizer=self.net_regularizer)
 
     def encode_query(self, inputs, training=None):
-        emb = self.embedding({n: inputs[n] for n in self.query_fields})
+        emb = self.embedding(inputs)
         return self.mlp(FeatureEmbedding.flatten(emb, self.query_fields), training=training)
 
     def encode_items(self, item_ids, training=None):
