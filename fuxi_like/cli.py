@@ -80,7 +80,7 @@ def make_dataset(recipe, out_dir, params):
         print(f"unknown recipe '{recipe}'{closest(recipe, RECIPES)}; recipes: {', '.join(RECIPES)}", file=sys.stderr)
         return 2
     fn = RECIPES[recipe]
-    allowed = [k for k in inspect.signature(fn).parameters if not k.endswith("_path") or k == "raw_path"]
+    allowed = [k for k in inspect.signature(fn).parameters if k not in ("train_path", "valid_path", "test_path")]
     kwargs = {}
     for item in params:
         if "=" not in item:
