@@ -109,8 +109,12 @@ def run_expid(config_dir, expid, gpu=-1, results_file=None, model_modules=None, 
 
     import contextlib
 
+    augment = None
+    if hasattr(model_cls, "input_augment"):  # models that add per-row inputs (e.g. RAT's retrieved samples)
+        augment = model_cls.input_augment(fmap, model_kwargs(params, model_cls))
     pipeline = InputPipeline(fmap, params["batch_size"], seed=params["seed"], streaming=params["streaming"],
-                             shard=(dist["num_workers"], dist["worker_index"]) if dist["num_workers"] > 1 else None)
+                             shard=(dist["num_workers"], dist["worker_index"]) if dist["num_workers"] > 1 else None,
+                             augment=augment)
     run_hash = stable_hash({"params": {k: v for k, v in params.items() if k not in NOT_HASHED},
                             "data": fmap.fingerprint})
     with strategy.scope() if strategy else contextlib.nullcontext():

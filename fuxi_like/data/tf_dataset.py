@@ -79,8 +79,8 @@ def output_signature(feature_map):
     return x, y
 
 
-def _split_xy(feature_map, batch):
-    x = {n: batch[n] for n in feature_map.features}
+def _split_xy(feature_map, batch, extra=()):
+    x = {n: batch[n] for n in list(feature_map.features) + list(extra)}
     y = {l: tf.reshape(tf.cast(batch[l], tf.float32), (-1, 1)) for l in feature_map.labels}
     return x, (y[feature_map.labels[0]] if len(y) == 1 else y)
 
@@ -92,9 +92,11 @@ class InputPipeline:
     loop sets it (see `fuxi_like.training.callbacks.EpochSetter`).
     """
 
-    def __init__(self, feature_map, batch_size, seed=0, streaming=False, data_dir=None, shard=None):
+    def __init__(self, feature_map, batch_size, seed=0, streaming=False, data_dir=None, shard=None, augment=None):
         """`shard=(num_workers, index)`: this worker's share of the training batches
-        (multi-worker training); every worker gets the same number of batches."""
+        (multi-worker training); every worker gets the same number of batches.
+        `augment(split, arrays) -> dict`: extra per-row input arrays computed once per split
+        (e.g. retrieved neighbours' fields for RAT); they reach the model beside the features."""
         self.feature_map = feature_map
         self.batch_size = int(batch_size)
         self.seed = int(seed)
@@ -102,6 +104,13 @@ class InputPipeline:
         self.data_dir = data_dir or feature_map.data_dir
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="input_epoch")
         self.shard = shard if shard and shard[0] > 1 else None
+        self.augment = augment
+        self._extra = {}
+        if augment is not None and streaming:
+            from ..errors import ConfigError
+
+            raise ConfigError("this model adds per-row inputs (e.g. retrieved samples) that need the in-memory "
+                              "pipeline; set streaming: false")
 
     def num_rows(self, split):
         return int(self.feature_map.num_rows.get(split, 0))
@@ -113,7 +122,8 @@ class InputPipeline:
         shard = self.shard if split == "train" else None  # evaluation: every worker sees the whole split
         ds = self._streaming(split, shuffle, shard) if self.streaming else self._in_memory(split, shuffle, shard)
         fmap = self.feature_map
-        ds = ds.map(lambda b: _split_xy(fmap, b), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        extra = tuple(self._extra.get(split, ()))
+        ds = ds.map(lambda b: _split_xy(fmap, b, extra), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
         opts = tf.data.Options()
         opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF  # sharded above
         return ds.with_options(opts)
@@ -121,6 +131,10 @@ class InputPipeline:
     # -------------------------------------------------------------- in memory
     def _in_memory(self, split, shuffle, shard=None):
         arrays = load_split(self.feature_map, split, self.data_dir)
+        if self.augment is not None:
+            more = self.augment(split, arrays)
+            self._extra[split] = sorted(more)
+            arrays.update(more)
         n = len(next(iter(arrays.values())))
         tensors = {k: tf.constant(v) for k, v in arrays.items()}
         bs, seed, epoch = self.batch_size, self.seed, self.epoch

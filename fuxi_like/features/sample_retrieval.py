@@ -4,8 +4,9 @@ top-K most similar training rows by IDF-weighted exact matching over categorical
 score(q, d) = sum_f 1[q_f == d_f] * IDF_f(q_f),  IDF_f(v) = log(N / df_f(v))  (N = pool size)
 
 as in RAT's official retrieval ("BM25" with one value per field, so no term-frequency part).
-Rows with score 0 are never returned: such slots are empty (index -1). Ties are broken by
-a seeded random order of the pool rows (the official code leaves them to `torch.topk`).
+Rows with score 0 are never returned: such slots are empty (index -1). Scores are compared at
+1e-6 resolution and ties broken by a seeded random order of the pool rows (the official code
+leaves ties to `torch.topk`).
 
 Training rows query the training set split into `num_folds` contiguous folds: a row only
 retrieves rows of other folds, so it never sees itself or a row whose label it could copy
@@ -14,7 +15,7 @@ from its own fold. Valid and test rows query the whole training set.
 Exact and vectorised, without a loop over rows (`SampleRetriever.query`):
 1. per field, an inverted index (CSR posting lists) of the pool's values;
 2. for each query, candidates are the rows in the posting lists of its *rare* values
-   (df <= `cap`); every candidate pair is scored over all fields at once in NumPy;
+   (df <= `cap`, default 128); every candidate pair is scored over all fields at once;
 3. a row outside the candidates can only match the query's common values, so its score is at
    most R = the sum of their IDFs; a query whose K-th candidate scores above R is exact;
 4. the few queries where that bound does not hold are scored against the whole pool (dense,
@@ -29,6 +30,14 @@ import numpy as np
 log = logging.getLogger("fuxi_like")
 
 
+SCALE = 1e6  # scores are compared at 1e-6 resolution, so float summation order never reorders ties
+
+
+def sort_key(score, tiebreak, n):
+    """int64 key, larger = better: quantised score first, then the lower tie-break rank."""
+    return np.rint(np.asarray(score) * SCALE).astype(np.int64) * (n + 1) + (n - np.asarray(tiebreak))
+
+
 class SampleRetriever:
     def __init__(self, pool, fields, k=5, seed=0, cap=None, pair_budget=20_000_000):
         """pool: dict field -> int array [N] of value ids (the training rows)."""
@@ -36,7 +45,7 @@ class SampleRetriever:
         self.k = int(k)
         self.P = np.stack([np.asarray(pool[f], dtype=np.int64) for f in self.fields], axis=1)  # [N, F]
         self.n = len(self.P)
-        self.cap = int(cap or max(1000, self.n // 200))
+        self.cap = int(cap or 128)
         self.pair_budget = int(pair_budget)
         rng = np.random.default_rng(seed)
         self.tiebreak = rng.permutation(self.n).astype(np.int64)  # lower = preferred among equal scores
@@ -76,7 +85,7 @@ class SampleRetriever:
         qq, dd, s = qq[keep], dd[keep], s[keep]
         if len(qq) == 0:
             return idx, sc
-        o = np.lexsort((self.tiebreak[dd], -s, qq))
+        o = np.lexsort((-sort_key(s, self.tiebreak[dd], self.n), qq))
         qq, dd, s = qq[o], dd[o], s[o]
         dup = np.zeros(len(qq), dtype=bool)
         dup[1:] = (qq[1:] == qq[:-1]) & (dd[1:] == dd[:-1])
@@ -101,17 +110,14 @@ class SampleRetriever:
                 s += (self.P[None, :, j] == qs[:, j:j + 1]) * w[a:a + step, j:j + 1]
             if fold is not None:
                 s[fold[None, :] == q_fold[a:a + step, None]] = 0.0
-            for r in range(len(qs)):
-                row = s[r]
-                pos = np.flatnonzero(row > 0)
-                if len(pos) == 0:
-                    continue
-                if len(pos) > self.k:  # keep every row tied with the K-th best, then order exactly
-                    kth = np.partition(row[pos], len(pos) - self.k)[len(pos) - self.k]
-                    pos = pos[row[pos] >= kth]
-                o = np.lexsort((self.tiebreak[pos], -row[pos]))[: self.k]
-                idx[a + r, :len(o)] = pos[o]
-                sc[a + r, :len(o)] = row[pos[o]]
+            key = sort_key(s, self.tiebreak[None, :], self.n)
+            key[s <= 0] = -1
+            k = min(self.k, self.n)
+            top = np.argpartition(-key, k - 1, axis=1)[:, :k]
+            top = np.take_along_axis(top, np.argsort(-np.take_along_axis(key, top, 1), axis=1, kind="stable"), 1)
+            ok = np.take_along_axis(key, top, 1) >= 0
+            idx[a:a + len(qs), :k] = np.where(ok, top, -1)
+            sc[a:a + len(qs), :k] = np.where(ok, np.take_along_axis(s, top, 1), 0.0)
         return idx, sc
 
     # -------------------------------------------------------------------- query
@@ -192,7 +198,7 @@ def brute_force(pool, queries, fields, k, tiebreak, q_fold=None, fold=None):
     idx = np.full((len(Q), k), -1)
     sc = np.zeros((len(Q), k))
     for r in range(len(Q)):
-        o = np.lexsort((tiebreak, -s[r]))[:k]
+        o = np.argsort(-sort_key(s[r], tiebreak, n), kind="stable")[:k]
         o = o[s[r, o] > 0]
         idx[r, :len(o)] = o
         sc[r, :len(o)] = s[r, o]
@@ -207,3 +213,52 @@ def timed_retrieval(pool, fields, k=5, num_folds=10, queries=None, seed=0, **kw)
     for name, q in (queries or {}).items():
         out[name] = r.query(q)
     return out, time.time() - t0, r.stats
+
+
+FORMAT_VERSION = 1
+
+
+def cached_neighbors(feature_map, fields, k=5, num_folds=10, seed=0, splits=("train", "valid", "test")):
+    """Neighbours of every row of each split (train: K-fold against train; others: against train),
+    computed once and cached beside the processed dataset in `sample_retrieval/<key>.npz`.
+
+    Returns {split: (indices [n, K] into the training rows, -1 = empty; scores [n, K])}.
+    """
+    import json
+    import os
+    from pathlib import Path
+
+    from ..data.tf_dataset import load_split
+    from ..errors import ConfigError
+    from ..io_utils import file_lock, stable_hash
+
+    for f in fields:
+        feature_map.require(f, types=("categorical",), where="sample retrieval fields")
+    data_dir = Path(feature_map.data_dir)
+    key = stable_hash({"v": FORMAT_VERSION, "data": feature_map.fingerprint, "fields": list(fields), "k": k,
+                       "folds": num_folds, "seed": seed}, 16)
+    path = data_dir / "sample_retrieval" / f"{key}.npz"
+    with file_lock(str(path) + ".lock"):
+        if path.is_file():
+            z = np.load(path)
+            return {s: (z[f"{s}_idx"], z[f"{s}_score"]) for s in splits if f"{s}_idx" in z}
+        t0 = time.time()
+        train = load_split(feature_map, "train")
+        r = SampleRetriever({f: train[f] for f in fields}, fields, k=k, seed=seed)
+        out = {"train": r.query_pool_kfold(num_folds)}
+        for s in splits:
+            if s != "train" and (data_dir / s).is_dir():
+                cols = load_split(feature_map, s)
+                out[s] = r.query({f: cols[f] for f in fields})
+        if "train" not in out:
+            raise ConfigError(f"{data_dir}: no training split to retrieve from")
+        tmp = path.parent / f".{path.stem}.tmp-{os.getpid()}.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(tmp, **{f"{s}_idx": v[0] for s, v in out.items()}, **{f"{s}_score": v[1] for s, v in out.items()})
+        os.replace(tmp, path)
+        (path.parent / f"{key}.json").write_text(json.dumps(
+            {"fields": list(fields), "k": k, "folds": num_folds, "seed": seed, "seconds": round(time.time() - t0, 2),
+             **r.stats}, indent=1))
+        log.info("Sample retrieval (K=%d, %d folds, fields %s): %.1fs, %d candidate pairs, %d dense queries -> %s",
+                 k, num_folds, ",".join(fields), time.time() - t0, r.stats["pairs"], r.stats["dense_fallback"], path)
+        return out

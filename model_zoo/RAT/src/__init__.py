@@ -1,0 +1,3 @@
+from .RAT import RAT
+
+__all__ = ["RAT"]
