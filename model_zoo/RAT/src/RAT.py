@@ -32,7 +32,7 @@ VARIANTS = ("cascade", "joint", "encoders", "parallel")
 
 class Attention(keras.layers.Layer):
     """Multi-head attention as in the official code: bias-free q/k/v, scaled dot product,
-    output projection + dropout (identity when one head of width d). `mask`: [N, T] keys."""
+    output projection + dropout (identity when one head of width d). `key_mask`: [N, T]."""
 
     def __init__(self, dim, num_heads, dim_head, dropout=0.0, to_q=None, **kwargs):
         super().__init__(**kwargs)
@@ -48,11 +48,11 @@ class Attention(keras.layers.Layer):
         n, t = ops.shape(x)[0], ops.shape(x)[1]
         return ops.transpose(ops.reshape(x, (n, t, self.h, self.dh)), (0, 2, 1, 3))
 
-    def call(self, x, mask=None, training=None):
+    def call(self, x, key_mask=None, training=None):
         q, k, v = self._heads(self.to_q(x)), self._heads(self.to_k(x)), self._heads(self.to_v(x))
         logits = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) * (self.dh ** -0.5)
-        if mask is not None:
-            logits = ops.where(ops.cast(mask, "bool")[:, None, None, :], logits, ops.cast(-1e9, logits.dtype))
+        if key_mask is not None:
+            logits = ops.where(ops.cast(key_mask, "bool")[:, None, None, :], logits, ops.cast(-1e9, logits.dtype))
         out = ops.matmul(ops.softmax(logits, axis=-1), v)
         n, t = ops.shape(x)[0], ops.shape(x)[1]
         out = ops.reshape(ops.transpose(out, (0, 2, 1, 3)), (n, t, self.h * self.dh))
@@ -83,9 +83,9 @@ class Transformer(keras.layers.Layer):
                        for _ in range(depth)]
         self.final = _ln()
 
-    def call(self, x, mask=None, training=None):
+    def call(self, x, key_mask=None, training=None):
         for ln1, att, ln2, ff in self.blocks:
-            x = x + att(ln1(x), mask, training=training)
+            x = x + att(ln1(x), key_mask=key_mask, training=training)
             x = x + ff(ln2(x), training=training)
         return self.final(x)
 
@@ -195,13 +195,13 @@ class RAT(BaseModel):
                     h = ops.reshape(x, (b * t, s, d))
                     h = h + intra(ln1(h), training=training)
                     h = ops.reshape(ops.transpose(ops.reshape(h, (b, t, s, d)), (0, 2, 1, 3)), (b * s, t, d))
-                    h = h + cross(ln2(h), cross_mask, training=training)
+                    h = h + cross(ln2(h), key_mask=cross_mask, training=training)
                 else:
                     ln, intra, cross, ff = blk
                     n = ln(x)
                     a_in = ops.reshape(intra(ops.reshape(n, (b * t, s, d)), training=training), (b, t, s, d))
                     nc = ops.reshape(ops.transpose(n, (0, 2, 1, 3)), (b * s, t, d))
-                    a_cr = ops.transpose(ops.reshape(cross(nc, cross_mask, training=training), (b, s, t, d)), (0, 2, 1, 3))
+                    a_cr = ops.transpose(ops.reshape(cross(nc, key_mask=cross_mask, training=training), (b, s, t, d)), (0, 2, 1, 3))
                     h = ops.transpose(x + 0.5 * (a_in + a_cr), (0, 2, 1, 3))
                     h = ops.reshape(h, (b * s, t, d))
                 h = h + ff(h, training=training)
@@ -209,10 +209,10 @@ class RAT(BaseModel):
             out = x[:, 0, 0, :]
         elif self.variant == "joint":
             tok_mask = ops.reshape(ops.repeat(ops.expand_dims(mask, 2), s, axis=2), (b, t * s))
-            out = self.joint(ops.reshape(x, (b, t * s, d)), tok_mask, training=training)[:, 0, :]
+            out = self.joint(ops.reshape(x, (b, t * s, d)), key_mask=tok_mask, training=training)[:, 0, :]
         else:
             h = self.intra(ops.reshape(x, (b * t, s, d)), training=training)[:, 0, :]
-            out = self.cross(ops.reshape(h, (b, t, d)), mask, training=training)[:, 0, :]
+            out = self.cross(ops.reshape(h, (b, t, d)), key_mask=mask, training=training)[:, 0, :]
         logit = self.readout(out)
         if self.dnn is not None:
             logit = logit + self.dnn(FeatureEmbedding.flatten(emb, self.fields), training=training)
