@@ -15,11 +15,12 @@ from its own fold. Valid and test rows query the whole training set.
 Exact and vectorised, without a loop over rows (`SampleRetriever.query`):
 1. per field, an inverted index (CSR posting lists) of the pool's values;
 2. for each query, candidates are the rows in the posting lists of its *rare* values
-   (df <= `cap`, default 128); every candidate pair is scored over all fields at once;
+   (df <= cap); every candidate pair is scored over all fields at once;
 3. a row outside the candidates can only match the query's common values, so its score is at
    most R = the sum of their IDFs; a query whose K-th candidate scores above R is exact;
-4. the few queries where that bound does not hold are scored against the whole pool (dense,
-   chunked), which is exact by construction.
+4. queries where that bound does not hold are retried with a larger cap (128, 4096, 65536 by
+   default), and those still unproven are scored against the whole pool (dense, chunked),
+   which is exact by construction.
 """
 
 import logging
@@ -39,13 +40,13 @@ def sort_key(score, tiebreak, n):
 
 
 class SampleRetriever:
-    def __init__(self, pool, fields, k=5, seed=0, cap=None, pair_budget=20_000_000):
+    def __init__(self, pool, fields, k=5, seed=0, caps=(128, 4096, 65536), pair_budget=20_000_000):
         """pool: dict field -> int array [N] of value ids (the training rows)."""
         self.fields = list(fields)
         self.k = int(k)
         self.P = np.stack([np.asarray(pool[f], dtype=np.int64) for f in self.fields], axis=1)  # [N, F]
         self.n = len(self.P)
-        self.cap = int(cap or 128)
+        self.caps = tuple(int(c) for c in (caps if isinstance(caps, (list, tuple)) else [caps]))
         self.pair_budget = int(pair_budget)
         rng = np.random.default_rng(seed)
         self.tiebreak = rng.permutation(self.n).astype(np.int64)  # lower = preferred among equal scores
@@ -121,40 +122,31 @@ class SampleRetriever:
         return idx, sc
 
     # -------------------------------------------------------------------- query
-    def query(self, queries, q_fold=None, fold=None):
-        """queries: dict field -> [Q] ids. With folds, a query never retrieves a pool row of its own fold.
-
-        Returns (indices [Q, K] into the pool, -1 = empty slot; scores [Q, K])."""
-        Q = np.stack([np.asarray(queries[f], dtype=np.int64) for f in self.fields], axis=1)
+    def _candidates(self, Q, dfs, w, q_fold, fold, cap):
+        """Top-K among the rows sharing a value with df <= cap; `unsure` = not provably exact."""
         nq = len(Q)
-        dfs, w = self._weights(Q)
-        rare = (dfs > 0) & (dfs <= self.cap)
+        rare = (dfs > 0) & (dfs <= cap)
         bound = (w * ~rare).sum(1)  # best score of any row sharing none of the query's rare values
         counts = np.where(rare, dfs, 0)
-        per_q = counts.sum(1)
         idx = np.full((nq, self.k), -1, dtype=np.int64)
         sc = np.zeros((nq, self.k))
+        cum = np.cumsum(counts.sum(1))
         a = 0
-        cum = np.cumsum(per_q)
         while a < nq:
             base = cum[a - 1] if a else 0
-            b = max(a + 1, int(np.searchsorted(cum, base + self.pair_budget, side="right")))
-            b = min(b, nq)
+            b = min(nq, max(a + 1, int(np.searchsorted(cum, base + self.pair_budget, side="right"))))
             qq_all, dd_all = [], []
             for j in range(len(self.fields)):
                 c = counts[a:b, j]
                 tot = int(c.sum())
                 if tot == 0:
                     continue
-                qq = np.repeat(np.arange(a, b), c)
                 st = self.starts[j][np.where(c > 0, Q[a:b, j], 0)]
                 offs = np.arange(tot) - np.repeat(np.cumsum(c) - c, c)
-                dd = self.order[j][np.repeat(st, c) + offs]
-                qq_all.append(qq)
-                dd_all.append(dd)
+                qq_all.append(np.repeat(np.arange(a, b), c))
+                dd_all.append(self.order[j][np.repeat(st, c) + offs])
             if qq_all:
-                qq = np.concatenate(qq_all)
-                dd = np.concatenate(dd_all)
+                qq, dd = np.concatenate(qq_all), np.concatenate(dd_all)
                 if fold is not None:
                     ok = fold[dd] != q_fold[qq]
                     qq, dd = qq[ok], dd[ok]
@@ -162,18 +154,36 @@ class SampleRetriever:
                 for j in range(len(self.fields)):
                     s += (self.P[dd, j] == Q[qq, j]) * w[qq, j]
                 self.stats["pairs"] += len(qq)
-                i2, s2 = self._topk_from_pairs(qq - a, dd, s, b - a)
-                idx[a:b], sc[a:b] = i2, s2
+                idx[a:b], sc[a:b] = self._topk_from_pairs(qq - a, dd, s, b - a)
             a = b
         # exact unless a row outside the candidates could reach the K-th score
         kth = np.where(idx[:, -1] >= 0, sc[:, -1], 0.0)
-        unsure = (bound > 0) & (kth <= bound)
-        if unsure.any():
-            u = np.flatnonzero(unsure)
-            i3, s3 = self._dense(Q[u], w[u], None if fold is None else q_fold[u], fold)
-            idx[u], sc[u] = i3, s3
+        return idx, sc, (bound > 0) & (kth <= bound)
+
+    def query(self, queries, q_fold=None, fold=None):
+        """queries: dict field -> [Q] ids. With folds, a query never retrieves a pool row of its own fold.
+
+        Candidates come from ever longer posting lists (`caps`) for the queries not yet provably
+        exact; the rest are scored densely. Returns (indices [Q, K] into the pool, -1 = empty slot;
+        scores [Q, K])."""
+        Q = np.stack([np.asarray(queries[f], dtype=np.int64) for f in self.fields], axis=1)
+        nq = len(Q)
+        dfs, w = self._weights(Q)
+        idx = np.full((nq, self.k), -1, dtype=np.int64)
+        sc = np.zeros((nq, self.k))
+        todo = np.arange(nq)
+        for cap in self.caps:
+            if not len(todo) or cap >= self.n:
+                break
+            qf = None if fold is None else q_fold[todo]
+            i, s, unsure = self._candidates(Q[todo], dfs[todo], w[todo], qf, fold, cap)
+            idx[todo], sc[todo] = i, s
+            todo = todo[unsure]
+        if len(todo):
+            i, s = self._dense(Q[todo], w[todo], None if fold is None else q_fold[todo], fold)
+            idx[todo], sc[todo] = i, s
         self.stats["queries"] += nq
-        self.stats["dense_fallback"] += int(unsure.sum())
+        self.stats["dense_fallback"] += len(todo)
         return idx, sc.astype(np.float32)
 
     def query_pool_kfold(self, num_folds=10):
