@@ -47,7 +47,7 @@ def test_sample_retrieval_equals_brute_force_in_every_regime():
             "d": rng.integers(1, 8, n)}
     q = {k: np.concatenate([v[:150], rng.integers(1, 600, 30)]) for k, v in pool.items()}
     fold = np.arange(n) * 10 // n
-    for caps in ((3,), (40,), (10_000,), (3, 40, 400)):  # mostly dense, mixed, candidates only, deepening
+    for caps in ((3,), (40,), (10_000,), (3, (3, 40), (40, 400))):  # dense, mixed, candidates, pairs
         r = SampleRetriever(pool, list(pool), k=5, seed=1, caps=caps)
         idx, sc = r.query(q)
         bi, bs = brute_force(pool, q, list(pool), 5, r.tiebreak)

@@ -18,9 +18,12 @@ Exact and vectorised, without a loop over rows (`SampleRetriever.query`):
    (df <= cap); every candidate pair is scored over all fields at once;
 3. a row outside the candidates can only match the query's common values, so its score is at
    most R = the sum of their IDFs; a query whose K-th candidate scores above R is exact;
-4. queries where that bound does not hold are retried with a larger cap (128, 4096, 65536 by
-   default), and those still unproven are scored against the whole pool (dense, chunked),
-   which is exact by construction.
+4. queries where that bound does not hold are retried reading, with up to 6 fields, also the
+   posting lists of value *pairs* (rows sharing two of the query's frequent values: a row
+   outside them holds at most one value of each such pair, which tightens the bound), then
+   with larger caps (phases (128, -), (128, pairs <= 4096), (4096, pairs <= 65536));
+   queries still unproven are scored against the whole pool (dense, chunked), which is
+   exact by construction.
 """
 
 import logging
@@ -40,14 +43,19 @@ def sort_key(score, tiebreak, n):
 
 
 class SampleRetriever:
-    def __init__(self, pool, fields, k=5, seed=0, caps=(128, 4096, 65536), pair_budget=20_000_000):
+    def __init__(self, pool, fields, k=5, seed=0, caps=((128, None), (128, 4096), (4096, 65536)),
+                 pair_budget=20_000_000, max_pair_fields=6):
+        """caps: phases of (max df of a single value read, max df of a value pair read or None)."""
         """pool: dict field -> int array [N] of value ids (the training rows)."""
         self.fields = list(fields)
         self.k = int(k)
         self.P = np.stack([np.asarray(pool[f], dtype=np.int64) for f in self.fields], axis=1)  # [N, F]
         self.n = len(self.P)
-        self.caps = tuple(int(c) for c in (caps if isinstance(caps, (list, tuple)) else [caps]))
+        self.caps = tuple((int(c), None) if np.isscalar(c) else (int(c[0]), c[1] and int(c[1])) for c in caps)
         self.pair_budget = int(pair_budget)
+        self.max_pair_fields = int(max_pair_fields)
+        self._pairs = None
+        self.mult = [int(self.P[:, j].max()) + 2 if self.n else 1 for j in range(self.P.shape[1])]
         rng = np.random.default_rng(seed)
         self.tiebreak = rng.permutation(self.n).astype(np.int64)  # lower = preferred among equal scores
         self.df, self.idf, self.starts, self.order = [], [], [], []
@@ -122,29 +130,75 @@ class SampleRetriever:
         return idx, sc
 
     # -------------------------------------------------------------------- query
-    def _candidates(self, Q, dfs, w, q_fold, fold, cap):
-        """Top-K among the rows sharing a value with df <= cap; `unsure` = not provably exact."""
-        nq = len(Q)
+    def _pair_index(self):
+        """Posting lists of value *pairs* (every two fields), built on first use."""
+        if self._pairs is None:
+            self._pairs = {}
+            F = len(self.fields)
+            for j in range(F):
+                for l in range(j + 1, F):
+                    key = self.P[:, j] * self.mult[l] + self.P[:, l]
+                    order = np.argsort(key, kind="stable")
+                    uniq, counts = np.unique(key[order], return_counts=True)
+                    self._pairs[(j, l)] = (uniq, np.concatenate([[0], np.cumsum(counts)]), counts, order)
+        return self._pairs
+
+    def _sources(self, Q, dfs, cap, pair_cap):
+        """Posting lists to read per query: [(df [nq] or 0, start [nq], order)], the rare mask,
+        and per query the field pairs whose joint posting list is read (covered)."""
         rare = (dfs > 0) & (dfs <= cap)
-        bound = (w * ~rare).sum(1)  # best score of any row sharing none of the query's rare values
-        counts = np.where(rare, dfs, 0)
+        src = []
+        for j in range(len(self.fields)):
+            c = np.where(rare[:, j], dfs[:, j], 0)
+            src.append((c, self.starts[j][np.where(c > 0, Q[:, j], 0)], self.order[j]))
+        hot = (dfs > cap)
+        covered = {}
+        if pair_cap:
+            for (j, l), (uniq, starts, counts, order) in self._pair_index().items():
+                both = hot[:, j] & hot[:, l]
+                key = Q[:, j] * self.mult[l] + Q[:, l]
+                pos = np.minimum(np.searchsorted(uniq, key), len(uniq) - 1)
+                found = both & (uniq[pos] == key)
+                df = np.where(found, counts[pos], 0)
+                ok = both & (df <= pair_cap)  # a pair absent from the pool is covered with 0 rows
+                src.append((np.where(ok, df, 0), starts[np.where(ok, pos, 0)], order))
+                covered[(j, l)] = ok
+        return src, rare, hot, covered
+
+    def _bound(self, w, hot, covered):
+        """Best score of a row outside the candidates: its match set holds only hot fields and
+        no covered pair."""
+        if not covered:
+            return (w * hot).sum(1)
+        F = len(self.fields)
+        masks = ((np.arange(2 ** F)[:, None] >> np.arange(F)[None, :]) & 1).astype(bool)  # [T, F]
+        sums = w @ masks.T  # [nq, T]
+        ok = ~(masks[None, :, :] & ~hot[:, None, :]).any(-1)
+        for (j, l), cov in covered.items():
+            ok &= ~((masks[:, j] & masks[:, l])[None, :] & cov[:, None])
+        return np.where(ok, sums, 0.0).max(1)
+
+    def _candidates(self, Q, dfs, w, q_fold, fold, cap, pair_cap=None):
+        """Top-K among the rows read from rare postings; `unsure` = not provably exact."""
+        nq = len(Q)
+        src, rare, hot, covered = self._sources(Q, dfs, cap, pair_cap)
+        bound = self._bound(w, hot, covered)
         idx = np.full((nq, self.k), -1, dtype=np.int64)
         sc = np.zeros((nq, self.k))
-        cum = np.cumsum(counts.sum(1))
+        cum = np.cumsum(sum(c for c, _, _ in src))
         a = 0
         while a < nq:
             base = cum[a - 1] if a else 0
             b = min(nq, max(a + 1, int(np.searchsorted(cum, base + self.pair_budget, side="right"))))
             qq_all, dd_all = [], []
-            for j in range(len(self.fields)):
-                c = counts[a:b, j]
+            for counts, starts, order in src:
+                c = counts[a:b]
                 tot = int(c.sum())
                 if tot == 0:
                     continue
-                st = self.starts[j][np.where(c > 0, Q[a:b, j], 0)]
                 offs = np.arange(tot) - np.repeat(np.cumsum(c) - c, c)
                 qq_all.append(np.repeat(np.arange(a, b), c))
-                dd_all.append(self.order[j][np.repeat(st, c) + offs])
+                dd_all.append(order[np.repeat(starts[a:b], c) + offs])
             if qq_all:
                 qq, dd = np.concatenate(qq_all), np.concatenate(dd_all)
                 if fold is not None:
@@ -172,11 +226,17 @@ class SampleRetriever:
         idx = np.full((nq, self.k), -1, dtype=np.int64)
         sc = np.zeros((nq, self.k))
         todo = np.arange(nq)
-        for cap in self.caps:
+        done = set()
+        for cap, pair_cap in self.caps:
+            if pair_cap and len(self.fields) > self.max_pair_fields:
+                pair_cap = None
             if not len(todo) or cap >= self.n:
                 break
+            if (cap, pair_cap) in done:  # the same phase again (pairs disabled): skip
+                continue
+            done.add((cap, pair_cap))
             qf = None if fold is None else q_fold[todo]
-            i, s, unsure = self._candidates(Q[todo], dfs[todo], w[todo], qf, fold, cap)
+            i, s, unsure = self._candidates(Q[todo], dfs[todo], w[todo], qf, fold, cap, pair_cap)
             idx[todo], sc[todo] = i, s
             todo = todo[unsure]
         if len(todo):
