@@ -257,3 +257,14 @@ def test_recall_pools_written_as_dataset(tmp_path):
     ev = model.evaluate_split(InputPipeline(model.feature_map, 512).dataset("test"), ["Recall@30"])
     assert ev["Recall@30"] == pytest.approx(hit_rate)
     assert len(pool) == len(raw_test)
+
+
+def test_dataset_cli_runs_sequence_recipe_with_a_source_path(tmp_path):
+    from fuxi_like.cli import main
+
+    src = tmp_path / "seqs.txt"
+    src.write_text("1 a b c d\n2 e f g\n")
+    assert main(["dataset", "seq_loo", "--out_dir", str(tmp_path / "out"), "--param", f"source_path={src}",
+                 "--param", "train_rows=last"]) == 0
+    test = pd.read_csv(tmp_path / "out" / "test.csv", dtype=str)
+    assert list(test["item_id"]) == ["d", "g"] and list(test["hist_items"]) == ["a^b^c", "e^f"]
