@@ -125,7 +125,9 @@ def run_expid(config_dir, expid, gpu=-1, results_file=None, model_modules=None, 
             # PerReplica ids; the model is built eagerly by fit_model instead, and fit runs inside
             # strategy.scope(), so training is still distributed by this strategy.
             model._distribute_strategy = None
-        state = fit_model(model, pipeline, params, model_root / expid, run_hash=run_hash, group_id=group_id)
+        extra_callbacks = model.training_callbacks(pipeline) if hasattr(model, "training_callbacks") else ()
+        state = fit_model(model, pipeline, params, model_root / expid, run_hash=run_hash, group_id=group_id,
+                          callbacks=extra_callbacks)
     log.info("Trainable parameters: %d (%d without embeddings)", model.count_parameters(),
              model.count_parameters(count_embedding=False))
 

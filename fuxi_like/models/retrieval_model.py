@@ -145,6 +145,10 @@ class RetrievalModel(BaseModel):
             return self._norm(self.encode_query_sequence(inputs, training=training))
         return self._norm(self.encode_query(inputs, training=training))
 
+    def build_loss_layers(self, x):
+        """Create the variables only the loss uses (the item tower), before the optimizer is built."""
+        return self.item_vectors(x[self.item_field], training=False)
+
     def item_vectors(self, item_ids, training=None):
         return self._norm(self.encode_items(item_ids, training=training))
 

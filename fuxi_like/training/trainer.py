@@ -12,8 +12,8 @@ def build_for_training(model, dataset):
     """Create all model and optimizer variables (needed before restoring values)."""
     x, _ = next(iter(dataset.take(1)))
     model(x, training=False)
-    if hasattr(model, "item_vectors"):  # retrieval models: the item tower is only called by the loss
-        model.item_vectors(x[model.item_field], training=False)
+    if hasattr(model, "build_loss_layers"):  # e.g. retrieval models: the item tower is only called by the loss
+        model.build_loss_layers(x)
     model.optimizer.build(model.trainable_variables)
 
 

@@ -1,0 +1,129 @@
+"""Sparse code-based inverted index (SparCode, Su et al., SIGIR'23).
+
+A query is a set of K discrete codes (one per quantized query token). For every code in
+the index, the non-negative score s(code, item) = ReLU(E(token(code), item) + b) of every
+item is computed offline and kept sparsely:
+- `sparsity: positive` (default, exact): every item with a positive score (zeros add nothing);
+- `sparsity: topk` with `rho`: the rho best items per code (smaller index, approximate).
+Stored as CSR arrays (`codes` sorted, `ptr`, `items`, `scores`). A query's score for an item is
+the sum over its K codes of the posting entries (segment sum), so with `positive` sparsity the
+index returns exactly the brute-force top-k of sum_k ReLU(E(t_k, c) + b).
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..io_utils import atomic_write_text
+
+
+class CodeIndex:
+    def __init__(self, num_items, sparsity="positive", rho=None):
+        if sparsity not in ("positive", "topk"):
+            raise ConfigError(f"code index sparsity must be 'positive' or 'topk', got {sparsity!r}")
+        if sparsity == "topk" and not rho:
+            raise ConfigError("code index sparsity 'topk' needs rho (entries kept per code)")
+        self.num_items = int(num_items)
+        self.sparsity = sparsity
+        self.rho = int(rho) if rho else None
+        self.codes = np.zeros(0, dtype=np.int64)
+        self.ptr = np.zeros(1, dtype=np.int64)
+        self.items = np.zeros(0, dtype=np.int64)
+        self.scores = np.zeros(0, dtype=np.float32)
+
+    def build(self, codes, score_fn, batch_codes=64):
+        """codes: unique int64 code ids; score_fn(code_batch) -> [b, num_items] non-negative scores."""
+        codes = np.unique(np.asarray(codes, dtype=np.int64))
+        items, scores, lens = [], [], []
+        for s in range(0, len(codes), batch_codes):
+            mat = np.asarray(score_fn(codes[s:s + batch_codes]), dtype=np.float32)
+            for row in mat:
+                if self.sparsity == "topk" and self.rho < len(row):
+                    keep = np.argpartition(-row, self.rho - 1)[: self.rho]
+                    keep = keep[row[keep] > 0]
+                else:
+                    keep = np.flatnonzero(row > 0)
+                keep = np.sort(keep)
+                items.append(keep)
+                scores.append(row[keep])
+                lens.append(len(keep))
+        self.codes = codes
+        self.ptr = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+        self.items = np.concatenate(items).astype(np.int64) if items else np.zeros(0, np.int64)
+        self.scores = np.concatenate(scores).astype(np.float32) if scores else np.zeros(0, np.float32)
+        return self
+
+    def missing(self, query_codes):
+        q = np.unique(np.asarray(query_codes, dtype=np.int64))
+        pos = np.searchsorted(self.codes, q)
+        pos = np.minimum(pos, max(len(self.codes) - 1, 0))
+        found = (self.codes[pos] == q) if len(self.codes) else np.zeros(len(q), bool)
+        return q[~found]
+
+    def search(self, query_codes, k=10, exclude=None, chunk_cells=2 ** 26):
+        """query_codes [Q, K] -> (item ids [Q, k], scores [Q, k]); items with score 0 -> -1.
+
+        `exclude` [Q, H] item ids (0 = padding) are removed before the top-k (seen items)."""
+        qc = np.asarray(query_codes, dtype=np.int64)
+        nq = len(qc)
+        k = min(k, self.num_items)
+        out_i = np.full((nq, k), -1, dtype=np.int64)
+        out_s = np.zeros((nq, k), dtype=np.float32)
+        pos = np.searchsorted(self.codes, qc)
+        pos = np.minimum(pos, max(len(self.codes) - 1, 0))
+        found = (self.codes[pos] == qc) if len(self.codes) else np.zeros(qc.shape, bool)
+        lens = np.where(found, self.ptr[pos + 1] - self.ptr[pos], 0)
+        step = max(1, chunk_cells // max(self.num_items, 1))
+        for a in range(0, nq, step):
+            b = min(nq, a + step)
+            c = lens[a:b].reshape(-1)
+            tot = int(c.sum())
+            acc = np.zeros((b - a) * self.num_items, dtype=np.float64)
+            if tot:
+                rows = np.repeat(np.repeat(np.arange(b - a), qc.shape[1]), c)
+                starts = self.ptr[pos[a:b].reshape(-1)]
+                offs = np.arange(tot) - np.repeat(np.cumsum(c) - c, c)
+                src = np.repeat(starts, c) + offs
+                acc += np.bincount(rows * self.num_items + self.items[src], weights=self.scores[src],
+                                   minlength=len(acc))
+            acc = acc.reshape(b - a, self.num_items)
+            if exclude is not None:
+                ex = np.asarray(exclude[a:b])
+                r = np.repeat(np.arange(b - a), ex.shape[1])
+                acc[r, ex.reshape(-1)] = 0.0  # padding id 0 is never an item
+            acc[:, 0] = 0.0
+            top = np.argpartition(-acc, k - 1, axis=1)[:, :k]
+            val = np.take_along_axis(acc, top, 1)
+            order = np.argsort(-val, axis=1, kind="stable")
+            top, val = np.take_along_axis(top, order, 1), np.take_along_axis(val, order, 1)
+            out_i[a:b] = np.where(val > 0, top, -1)
+            out_s[a:b] = val
+        return out_i, out_s
+
+    def memory_bytes(self):
+        return int(self.codes.nbytes + self.ptr.nbytes + self.items.nbytes + self.scores.nbytes)
+
+    def save(self, directory):
+        d = Path(directory)
+        tmp = d.parent / f".{d.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        np.savez(tmp / "code_index.npz", codes=self.codes, ptr=self.ptr, items=self.items, scores=self.scores)
+        atomic_write_text(tmp / "index.json", json.dumps({"backend": "code", "num_items": self.num_items,
+                                                          "sparsity": self.sparsity, "rho": self.rho}))
+        if d.exists():
+            shutil.rmtree(d)
+        os.replace(tmp, d)
+
+    @classmethod
+    def load(cls, directory):
+        d = Path(directory)
+        meta = json.loads((d / "index.json").read_text())
+        idx = cls(meta["num_items"], meta["sparsity"], meta["rho"])
+        z = np.load(d / "code_index.npz")
+        idx.codes, idx.ptr, idx.items, idx.scores = z["codes"], z["ptr"], z["items"], z["scores"]
+        return idx

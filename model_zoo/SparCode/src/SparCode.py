@@ -1,0 +1,200 @@
+"""SparCode (Su et al., SIGIR'23): sparse retrievable cross-interactions beyond two-tower matching.
+
+Query -> K_u tokens (multi-interest attention of K_u learnable queries over the history encoded by
+SASRec, GRU4Rec or plain embeddings) -> a product quantizer shared by the tokens (M sub-vectors,
+N codewords each, straight-through, commitment loss) -> an all-to-all scorer shared by the tokens,
+E(t, c) = MLP([t; e_c; t * e_c]) -> y(q, c) = sum_k ReLU(E(t_k, c) + b).
+Because each quantized token is one of N^M codes, ReLU(E(code, c) + b) can be precomputed for
+every code and item and kept sparsely: the code-based inverted index
+(`fuxi_like.retrieval.code_index.CodeIndex`). Training: sampled softmax over y (shared negatives,
+logQ-corrected, accidental hits masked). The official code was never released: everything beyond
+the scoring equations is a reconstruction (see README).
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from fuxi_like.errors import ConfigError
+from fuxi_like.layers import FeatureEmbedding, GRU4RecEncoder, MLPBlock, SASRecEncoder
+from fuxi_like.layers.quantizer import ProductQuantizer
+from fuxi_like.models import RetrievalModel, register_model
+
+ENCODERS = ("sasrec", "gru4rec", "embedding")
+EVAL_MODES = ("index", "brute_force", "all_to_all")
+
+
+@register_model
+class SparCode(RetrievalModel):
+    def __init__(self, feature_map, model_id="SparCode", query_encoder="sasrec", num_tokens=4, num_subspaces=2,
+                 num_codewords=64, commitment_beta=0.25, scorer_hidden_units=(64, 32), num_blocks=1,
+                 attention_dropout=0.2, gru_hidden_units=64, sparsity="positive", rho=None, eval_mode="index",
+                 softmax="sampled", **kwargs):
+        super().__init__(feature_map, model_id=model_id, softmax=softmax, **kwargs)
+        if softmax != "sampled":
+            raise ConfigError("SparCode trains with softmax: sampled (its scores are not dot products)")
+        if query_encoder not in ENCODERS:
+            raise ConfigError(f"SparCode: query_encoder must be one of {ENCODERS}, got {query_encoder!r}")
+        if eval_mode not in EVAL_MODES:
+            raise ConfigError(f"SparCode: eval_mode must be one of {EVAL_MODES}, got {eval_mode!r}")
+        self.sparsity, self.rho, self.eval_mode = sparsity, rho, eval_mode
+        self.num_tokens = int(num_tokens)
+        self.embedding = self.make_embedding(features=[self.item_field, self.history_field])
+        self.embedding.build()
+        d = self.embedding.dim(self.item_field)
+        max_len = feature_map.features[self.history_field]["max_len"]
+        self.encoder = {"sasrec": lambda: SASRecEncoder(max_len, num_blocks=num_blocks, dropout=attention_dropout),
+                        "gru4rec": lambda: GRU4RecEncoder(gru_hidden_units, dropout=attention_dropout, output_dim=d),
+                        "embedding": lambda: None}[query_encoder]()
+        self.token_queries = self.add_weight(shape=(self.num_tokens, d), name="token_queries",
+                                             initializer=keras.initializers.RandomNormal(stddev=0.1))
+        self.token_proj = keras.layers.Dense(d, name="token_proj")
+        self.quantizer = ProductQuantizer(num_subspaces, num_codewords, commitment_beta, name="pq")
+        self.scorer = MLPBlock(scorer_hidden_units, "relu", output_dim=1, name="scorer")
+        self.score_bias = self.add_weight(shape=(), name="score_bias", initializer=keras.initializers.Constant(1.0))  # ReLUs start active
+        self.quantize = True
+
+    def training_callbacks(self, pipeline):
+        return [CodebookCallback(pipeline.dataset("train"))]
+
+    # ------------------------------------------------------------ tokens
+    def tokens(self, inputs, training=None):
+        """Unquantized query tokens [B, K, d]: K learnable queries attending over the encoded history."""
+        ids = inputs[self.history_field]
+        mask = FeatureEmbedding.sequence_mask(ids)
+        h = self.embedding.lookup(self.item_field, ids)
+        if self.encoder is not None:
+            h = self.encoder(h, mask, training=training)
+        att = ops.einsum("kd,bld->bkl", self.token_queries, h) / (h.shape[-1] ** 0.5)
+        att = ops.where(ops.cast(mask, "bool")[:, None, :], att, -1e9)
+        return self.token_proj(ops.einsum("bkl,bld->bkd", ops.softmax(att, axis=-1), h))
+
+    def call(self, inputs, training=None):
+        t = self.tokens(inputs, training=training)
+        return self.quantizer(t, training=training) if self.quantize else t
+
+    def encode_items(self, item_ids, training=None):
+        return self.embedding.lookup(self.item_field, item_ids)
+
+    def pair_scores(self, tok, item_vecs, training=None):
+        """tok [N, K, d] x items [C, d] -> y [N, C] = sum_k ReLU(E(t_k, c) + b)."""
+        t = ops.expand_dims(tok, 2)  # [N, K, 1, d]
+        e = ops.broadcast_to(item_vecs[None, None], (ops.shape(tok)[0], ops.shape(tok)[1]) + tuple(item_vecs.shape))
+        t = ops.broadcast_to(t, ops.shape(e))
+        s = ops.squeeze(self.scorer(ops.concatenate([t, e, t * e], axis=-1), training=training), -1)
+        return ops.sum(ops.relu(s + self.score_bias), axis=1)
+
+    def build_loss_layers(self, x):
+        vecs = super().build_loss_layers(x)
+        return self.row_scores(self(x, training=False), vecs)
+
+    def row_scores(self, tok, vecs, training=None):
+        """tok [N, K, d] x one item per row [N, d] -> y [N]."""
+        e = ops.broadcast_to(ops.expand_dims(vecs, 1), ops.shape(tok))
+        s = ops.squeeze(self.scorer(ops.concatenate([tok, e, tok * e], axis=-1), training=training), -1)
+        return ops.sum(ops.relu(s + self.score_bias), axis=1)
+
+    def code_scores(self, codes, item_vecs):
+        """Index entries ReLU(E(token(code), c) + b) for codes [b] x all items -> [b, V]."""
+        tok = ops.convert_to_tensor(self.quantizer.decode(codes))[:, None, None, :]
+        e = ops.broadcast_to(item_vecs[None, None], (ops.shape(tok)[0], 1) + tuple(item_vecs.shape))
+        tok = ops.broadcast_to(tok, ops.shape(e))
+        s = ops.squeeze(self.scorer(ops.concatenate([tok, e, tok * e], -1), training=False), -1)
+        return ops.convert_to_numpy(ops.relu(s + self.score_bias))[:, 0, :]
+
+    # ------------------------------------------------------------- loss
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        tok = y_pred
+        target = ops.cast(ops.reshape(x[self.item_field], (-1,)), "int32")
+        neg_ids = self._sample_negatives()
+        pos = self.row_scores(tok, self.item_vectors(target, training=True), training)
+        neg = self.pair_scores(tok, self.item_vectors(neg_ids, training=True), training)
+        pos, neg = pos / self.temperature, neg / self.temperature
+        if self.logq_correction:
+            neg = self.logq(neg, ops.exp(ops.take(self.item_log_prob, neg_ids, axis=0))[None, :])
+            pos = self.logq(pos, ops.exp(ops.take(self.item_log_prob, target, axis=0)))
+        if self.remove_hits:
+            neg = ops.where(ops.equal(target[:, None], neg_ids[None, :]), ops.cast(-1e9, neg.dtype), neg)
+        ce = ops.logsumexp(ops.concatenate([pos[:, None], neg], 1), axis=1) - pos
+        loss = ops.mean(ce)
+        if self.losses:
+            loss = loss + ops.sum(ops.stack([ops.cast(r, loss.dtype) for r in self.losses]))
+        return loss
+
+    # ------------------------------------------------------- evaluation
+    def predict_step(self, data):
+        out = super().predict_step(data)
+        if isinstance(out, dict):
+            x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+            out["codes"] = self.quantizer.codes(self.tokens(x, training=False))
+            out["raw"] = self.tokens(x, training=False)
+        return out
+
+    def build_code_index(self, codes, sparsity=None, rho=None):
+        from fuxi_like.retrieval.code_index import CodeIndex
+
+        ids, vecs = self.embed_catalogue()
+        full = np.zeros((self.num_items, vecs.shape[1]), np.float32)
+        full[ids] = vecs
+        item_t = ops.convert_to_tensor(full)
+        index = CodeIndex(self.num_items, sparsity or self.sparsity, rho if rho is not None else self.rho)
+
+        def score_fn(c):
+            s = self.code_scores(c, item_t)
+            s[:, 0] = 0.0
+            s[:, -1] = 0.0  # PAD and OOV are never retrieved
+            return s
+
+        return index.build(codes, score_fn)
+
+    def brute_force(self, tokens, k, history=None, batch=256):
+        """Exact top-k of sum_k ReLU(E(t_k, c) + b) over the catalogue for tokens [Q, K, d]."""
+        ids, vecs = self.embed_catalogue()
+        out = []
+        for s in range(0, len(tokens), batch):
+            y = np.asarray(self.pair_scores(ops.convert_to_tensor(tokens[s:s + batch]), ops.convert_to_tensor(vecs)))
+            full = np.zeros((len(y), self.num_items), np.float32)
+            full[:, ids] = y
+            if history is not None:
+                h = history[s:s + batch]
+                full[np.repeat(np.arange(len(h)), h.shape[1]), h.reshape(-1)] = 0.0
+            full[:, 0] = 0.0
+            out.append(full)
+        full = np.concatenate(out)
+        top = np.argsort(-full, axis=1, kind="stable")[:, :k]
+        val = np.take_along_axis(full, top, 1)
+        return np.where(val > 0, top, -1), val
+
+    def evaluate_split(self, dataset, metrics, group_id=None, verbose=0, index=None):
+        from fuxi_like.retrieval.evaluation import check_retrieval_metrics, max_cutoff, metrics_from_ranks, target_ranks
+
+        check_retrieval_metrics(metrics, where="SparCode")
+        data = self.embed_queries(dataset, verbose=verbose)
+        k = max_cutoff(metrics)
+        hist = data.get("history")
+        if self.eval_mode == "index":
+            index = index or self.build_code_index(np.unique(data["codes"]))
+            ranked, _ = index.search(data["codes"], k, exclude=hist)
+        else:
+            ranked, _ = self.brute_force(data["query"] if self.eval_mode == "brute_force" else data["raw"], k, hist)
+        return metrics_from_ranks(target_ranks(ranked, data["target"].reshape(-1)), metrics)
+
+
+class CodebookCallback(keras.callbacks.Callback):
+    """k-means initialisation of the codebooks before training and dead-code reset after each epoch,
+    from the unquantized tokens of a sample of training batches."""
+
+    def __init__(self, dataset, batches=8):
+        super().__init__()
+        self.dataset, self.batches = dataset, batches
+
+    def _sample(self):
+        return np.concatenate([np.asarray(self.model.tokens(x, training=False)).reshape(-1, self.model.token_proj.units)
+                               for x, _ in self.dataset.take(self.batches)])
+
+    def on_train_begin(self, logs=None):
+        if not bool(np.asarray(self.model.quantizer.initialised)):  # saved with the weights: a resumed run skips it
+            self.model.quantizer.init_from(self._sample())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.quantizer.reset_dead(self._sample(), seed=epoch)

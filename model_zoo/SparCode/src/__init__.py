@@ -1,0 +1,3 @@
+from .SparCode import SparCode
+
+__all__ = ["SparCode"]
