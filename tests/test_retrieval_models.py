@@ -160,6 +160,16 @@ def test_inbatch_softmax_masks_accidental_hits_and_corrects_logq(tmp_path):
     logits[same & ~np.eye(4, dtype=bool)] = -np.inf
     want = np.mean(-np.diag(logits) + np.log(np.exp(logits).sum(1)))
     assert loss == pytest.approx(want, rel=1e-4)
+    # hard-negative mining keeps only the hardest negative of each row (keras-rs HardNegativeMining)
+    cfg = dict(m.get_config(), num_hard_negatives=1)
+    m1 = type(m).from_config(cfg)
+    m1(x)
+    m1.build_loss_layers(x)
+    m1.set_weights(m.get_weights())
+    loss1 = float(m1.compute_loss(x, None, keras.ops.convert_to_tensor(q)))
+    neg = np.where(np.eye(4, dtype=bool), -np.inf, logits).max(1)
+    want1 = np.mean(-np.diag(logits) + np.log(np.exp(np.diag(logits)) + np.exp(neg)))
+    assert loss1 == pytest.approx(want1, rel=1e-4)
 
 
 def test_bad_retrieval_settings_are_config_errors(tmp_path):
