@@ -285,7 +285,7 @@ def timed_retrieval(pool, fields, k=5, num_folds=10, queries=None, seed=0, **kw)
     return out, time.time() - t0, r.stats
 
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # bump when the tie order or output format changes
 
 
 def cached_neighbors(feature_map, fields, k=5, num_folds=10, seed=0, splits=("train", "valid", "test")):
