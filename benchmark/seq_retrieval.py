@@ -26,7 +26,8 @@ PUBLISHED = {
               "trained with a sampled softmax (1,000 uniform negatives at every position), the loss later work "
               "found much stronger than BCE for SASRec; its figures above that range are consistent with those "
               "reports. Protocol: leave-one-out, full ranking over all 12,101 items, the user's history removed "
-              "from the ranked list, best epoch by valid NDCG@10.\n\nRuns of 2026-11-29, one seed each, measured "
+              "from the ranked list, best epoch by valid NDCG@10. With one held-out item per user, Recall@k equals "
+              "HR@k (Recall@10 = the HR@10 column).\n\nRuns of 2026-11-29, one seed each, measured "
               "while other training jobs shared the 2 cores (seconds per epoch are indicative only). GRU4Rec "
               "(40) and YoutubeDNN (30) stopped at their epoch cap while valid NDCG@10 was still rising slowly, "
               "so their figures are lower bounds of what longer training gives.",
