@@ -32,7 +32,7 @@ REAL = """## Real datasets
 | dataset | training rows | fields | queries (all splits) | seconds | candidate pairs | dense-scored queries |
 |---|---|---|---|---|---|---|
 | ML-Tag style (`ml-latest-small` tags) | 7,734 | user_id, item_id, tag_id | 11,049 | 1.5 | 257,257 | 1,326 |
-| Frappe (recipe, 7:2:1) | 202,027 | all 10 fields | 288,609 | 314 | 498,283,124 | 57 |
+| Frappe (recipe, 7:2:1) | 202,026 | all 10 fields | 288,609 | 314 | 498,283,124 | 57 |
 
 ## Notes
 
