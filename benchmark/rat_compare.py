@@ -27,17 +27,15 @@ NAMES = {"RAT": "RAT (cascade)", "RAT_PA": "RAT_PA (parallel)", "RAT_CE": "RAT_C
          "RAT_JM": "RAT_JM (joint)", "DCNv2": "DCNv2", "DeepFM": "DeepFM"}
 
 
-def parse(cell):
-    return {k.strip(): float(v) for k, v in (p.split(":", 1) for p in str(cell).split(" - ") if ":" in p)}
-
-
 def best_config(sweep_dir):
+    from fuxi_like.results import parse_metrics
+
     df = pd.read_csv(sweep_dir / "results.csv")
     df["params_d"] = df["params"].map(json.loads)
     df["cfg"] = df["params_d"].map(lambda p: json.dumps({k: v for k, v in p.items() if k not in ("seed", "expid")},
                                                         sort_keys=True))
     for split in ("valid", "test"):
-        m = df[split].map(parse)
+        m = df[split].map(parse_metrics)
         df[f"{split}_AUC"] = m.map(lambda d: d["AUC"])
         df[f"{split}_logloss"] = m.map(lambda d: d["logloss"])
     g = df.groupby("cfg")["valid_AUC"].mean()

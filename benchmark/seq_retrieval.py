@@ -34,23 +34,16 @@ PUBLISHED = {
 }
 
 
-def parse(cell):
-    out = {}
-    for part in str(cell).split(" - "):
-        if ":" in part:
-            k, v = part.split(":", 1)
-            out[k.strip()] = float(v)
-    return out
-
-
 def table(results_csv, dataset):
     import pandas as pd
+
+    from fuxi_like.results import parse_metrics
 
     df = pd.read_csv(results_csv)
     df = df[df["expid"].str.endswith(f"_{dataset}")]
     rows = []
     for _, r in df.drop_duplicates("expid", keep="last").iterrows():
-        t = parse(r["test"])
+        t = parse_metrics(r["test"])
         rows.append((r["model"], t, r))
     metrics = list(rows[0][1]) if rows else []
     lines = [f"| model | {' | '.join('test ' + m for m in metrics)} | best epoch | epochs | s/epoch |",

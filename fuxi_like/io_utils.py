@@ -72,3 +72,15 @@ def file_fingerprint(path):
         return [str(p), None]
     st = p.stat()
     return [str(p), st.st_size, st.st_mtime_ns]
+
+
+def replace_dir(tmp, directory):
+    """Move the finished directory `tmp` onto `directory`, replacing any old one (never half-written)."""
+    import shutil
+
+    tmp, directory = Path(tmp), Path(directory)
+    old = directory.parent / f".{directory.name}.old-{os.getpid()}"
+    if directory.exists():
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)

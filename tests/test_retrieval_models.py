@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fuxi_like.datasets.seq_loo import loo_frames, read_movielens, read_user_items, synthetic_sequences
+from fuxi_like.datasets.seq_loo import loo_frames, read_movielens, read_user_items
 from fuxi_like.errors import ConfigError
 from fuxi_like.retrieval.evaluation import exclude_seen, metrics_from_ranks, sampled_ranks, target_ranks
-from helpers import ROOT, SHARED, make_model_folder, zoo_module
+from helpers import ROOT, SHARED, make_model_folder
 
 FEATURES = [
     {"name": "user_id", "type": "categorical", "source": "user"},

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from ..features.feature_map import FeatureMap
 from ..features.processor import FeatureProcessor
-from ..io_utils import atomic_write_text, file_fingerprint, file_lock, stable_hash
+from ..io_utils import atomic_write_text, file_fingerprint, file_lock, replace_dir, stable_hash
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "valid", "test")
@@ -115,11 +115,7 @@ def build_dataset(cfg, rebuild=False):
             atomic_write_text(tmp / "feature_vocab.json", json.dumps(vocab, ensure_ascii=False))
             # the feature map is written last: its presence marks a complete build
             proc.feature_map(str(data_dir), fingerprint, num_rows).save(tmp / "feature_map.json")
-            old = data_dir.parent / f".{data_dir.name}.old-{os.getpid()}"
-            if data_dir.exists():
-                os.replace(data_dir, old)
-            os.replace(tmp, data_dir)
-            shutil.rmtree(old, ignore_errors=True)
+            replace_dir(tmp, data_dir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

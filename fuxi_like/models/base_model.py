@@ -103,15 +103,20 @@ class BaseModel(keras.Model):
             out["group_id"] = x[self._collect_eval]
         return out
 
-    def predict_split(self, dataset, group_id=None, verbose=0):
-        """(y_true, y_pred, group ids or None) over a whole dataset, in inference mode."""
-        self._collect_eval = group_id or ""
+    def predict_collecting(self, dataset, marker, verbose=0):
+        """`predict` with `_collect_eval = marker`, so `predict_step` returns a dict of what
+        evaluation needs; the normal predict function is restored afterwards."""
+        self._collect_eval = marker
         self.predict_function = None
         try:
-            out = self.predict(dataset, verbose=verbose)
+            return self.predict(dataset, verbose=verbose)
         finally:
             self._collect_eval = None
             self.predict_function = None
+
+    def predict_split(self, dataset, group_id=None, verbose=0):
+        """(y_true, y_pred, group ids or None) over a whole dataset, in inference mode."""
+        out = self.predict_collecting(dataset, group_id or "", verbose)
         y_true = np.asarray(out["y_true"]).reshape(-1)
         y_pred = np.asarray(out["y_pred"]).reshape(-1)
         groups = np.asarray(out["group_id"]).reshape(-1) if group_id else None

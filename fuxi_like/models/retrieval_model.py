@@ -243,13 +243,7 @@ class RetrievalModel(BaseModel):
 
     def embed_queries(self, dataset, verbose=0):
         """Query vectors, target ids and (if needed) histories/negatives of a whole split."""
-        self._collect_eval = "retrieval"
-        self.predict_function = None
-        try:
-            out = self.predict(dataset, verbose=verbose)
-        finally:
-            self._collect_eval = None
-            self.predict_function = None
+        out = self.predict_collecting(dataset, "retrieval", verbose)
         return {k: np.asarray(v) for k, v in out.items()}
 
     def embed_catalogue(self, batch_size=8192):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..io_utils import atomic_write_text
+from ..io_utils import atomic_write_text, replace_dir
 
 
 class CodeIndex:
@@ -115,9 +115,7 @@ class CodeIndex:
         np.savez(tmp / "code_index.npz", codes=self.codes, ptr=self.ptr, items=self.items, scores=self.scores)
         atomic_write_text(tmp / "index.json", json.dumps({"backend": "code", "num_items": self.num_items,
                                                           "sparsity": self.sparsity, "rho": self.rho}))
-        if d.exists():
-            shutil.rmtree(d)
-        os.replace(tmp, d)
+        replace_dir(tmp, d)
 
     @classmethod
     def load(cls, directory):

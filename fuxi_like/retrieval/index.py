@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, unknown_key_error
-from ..io_utils import atomic_write_text
+from ..io_utils import atomic_write_text, replace_dir
 
 METRICS = ("dot", "cosine")
 SCANN_KEYS = ("num_leaves", "num_leaves_to_search", "training_sample_size", "dims_per_block",
@@ -78,11 +78,7 @@ class _Index:
     @staticmethod
     def _commit(d, tmp, meta):
         atomic_write_text(tmp / "index.json", json.dumps(meta, indent=1))
-        old = d.parent / f".{d.name}.old-{os.getpid()}"
-        if d.exists():
-            os.replace(d, old)
-        os.replace(tmp, d)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, d)
 
 
 class ExactIndex(_Index):

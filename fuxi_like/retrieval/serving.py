@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..io_utils import atomic_write_text
+from ..io_utils import atomic_write_text, replace_dir
 from .index import load_index
 
 
@@ -52,11 +52,7 @@ def save_retriever(model, index, directory):
         atomic_write_text(tmp / "retriever.json", json.dumps(
             {"model": type(model).__name__, "item_field": model.item_field,
              "history_field": model.history_field, "index_backend": index.backend}, indent=1))
-        old = d.parent / f".{d.name}.old-{os.getpid()}"
-        if d.exists():
-            os.replace(d, old)
-        os.replace(tmp, d)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, d)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
