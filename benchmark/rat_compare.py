@@ -112,7 +112,11 @@ def main():
     text = "\n".join(lines) + "\n"
     from fuxi_like.io_utils import atomic_write_text
 
-    atomic_write_text(ROOT / "benchmark" / "results" / f"rat_{args.dataset}.md", text)
+    out = ROOT / "benchmark" / "results" / f"rat_{args.dataset}.md"
+    old = out.read_text() if out.is_file() else ""
+    if "## Reading" in old:  # a person's reading of the numbers is kept below the regenerated tables
+        text += "\n" + old[old.index("## Reading"):]
+    atomic_write_text(out, text)
     print(text)
 
 
