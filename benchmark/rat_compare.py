@@ -71,6 +71,27 @@ def tail_auc(sweep_dir, rows, dataset, tail_fields, tail_max):
     return {k: (np.mean([o[k] for o in out]), np.std([o[k] for o in out])) for k in out[0]}
 
 
+def neighbour_rule_auc(fmap, fields, key_fields, k=5, num_folds=10):
+    """AUC per split of a hand rule on the retrieved rows: minus the label sum of the neighbours that
+    share the row's values of `key_fields` (a diagnostic of the signal retrieval gives)."""
+    from fuxi_like.data.tf_dataset import load_split
+    from fuxi_like.features.sample_retrieval import cached_neighbors
+    from fuxi_like.metrics import auc
+
+    nb = cached_neighbors(fmap, fields, k=k, num_folds=num_folds)
+    train = load_split(fmap, "train")
+    out = {}
+    for split, (idx, _) in nb.items():
+        d = load_split(fmap, split)
+        j = np.maximum(idx, 0)
+        same = idx >= 0
+        for f in key_fields:
+            same &= train[f][j] == d[f][:, None]
+        lab = train[fmap.labels[0]]
+        out[split] = auc(d[fmap.labels[0]], -(same * lab[j]).sum(1) + 0.01 * same.sum(1))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="mltag")
@@ -78,6 +99,8 @@ def main():
     ap.add_argument("--tail-fields", nargs="*", default=["item_id", "tag_id"])
     ap.add_argument("--tail-max", type=int, default=5)
     ap.add_argument("--paper", default="")
+    ap.add_argument("--rule-keys", nargs="*", default=["user_id", "item_id"],
+                    help="key fields of the neighbour-label diagnostic (empty: skip it)")
     args = ap.parse_args()
     lines = [f"# RAT on `{args.dataset}`: variants and baselines", "",
              "Same processed splits for every model; each model's configurations (see "
@@ -100,6 +123,15 @@ def main():
                      f"{rows['valid_AUC'].mean():.4f} | {rows['seconds_per_epoch'].mean():.1f} | {len(rows)} |")
     if args.paper:
         lines += ["", args.paper]
+    if args.rule_keys and "RAT" in best:
+        from fuxi_like.data.build_dataset import load_feature_map
+
+        d, rows = best["RAT"]
+        fmap = load_feature_map(ROOT / "data" / "processed" / args.dataset)
+        fields = rows["params_d"].iloc[0].get("retrieval_fields") or fmap.names()
+        r = neighbour_rule_auc(fmap, fields, args.rule_keys)
+        lines += ["", f"Diagnostic: AUC of minus the label sum of the retrieved rows sharing {', '.join(args.rule_keys)} "
+                      "with the row: " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()) + "."]
     if "RAT" in best and "DCNv2" in best and args.tail_fields:
         lines += ["", f"## Long tail (test rows whose value occurs <= {args.tail_max} times in training)", "",
                   "| model | all | " + " | ".join(f"rare {f} (share)" for f in args.tail_fields) + " |",
