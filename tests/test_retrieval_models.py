@@ -68,6 +68,12 @@ def test_movielens_sequences_follow_timestamps(tmp_path):
                   "timestamp": [300, 100, 200, 1]}).to_csv(p, index=False)
     assert read_movielens(p) == {"1": ["20", "30", "10"], "2": ["5"]}
     assert read_movielens(p, min_rating=4) == {"1": ["30", "10"]}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("userId,movieId,rating,timestamp\n1,10,4.0,300\n1,20,four,100\n")
+    from fuxi_like.errors import DataError
+
+    with pytest.raises(DataError, match=r"bad.csv: column 'rating' is not numeric at data row 2"):
+        read_movielens(bad)
 
 
 @pytest.mark.skipif(not (SHARED / "amazon_seq" / "Beauty.txt").is_file(), reason="../shared/data/amazon_seq absent")

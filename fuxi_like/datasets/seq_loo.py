@@ -59,9 +59,16 @@ def read_movielens(path, min_rating=None):
     need = {"userId", "movieId", "rating", "timestamp"}
     if not need <= set(df.columns):
         raise DataError(f"{p}: needs columns {sorted(need)}, has {list(df.columns)}")
+    for col in ("rating", "timestamp"):
+        num = pd.to_numeric(df[col], errors="coerce")
+        bad = np.flatnonzero(num.isna().to_numpy())
+        if len(bad):
+            raise DataError(f"{p}: column '{col}' is not numeric at data row {int(bad[0]) + 1}: {df[col].iloc[bad[0]]!r}")
+        df[col] = num
     if min_rating is not None:
         df = df[df["rating"] >= float(min_rating)]
-    df = df.assign(_m=df["movieId"].astype(np.int64)).sort_values(["userId", "timestamp", "_m"], kind="stable")
+    m = pd.to_numeric(df["movieId"], errors="coerce")  # numeric ids order ties numerically, others by text
+    df = df.assign(_m=m.fillna(-1).astype(np.int64), _s=df["movieId"]).sort_values(["userId", "timestamp", "_m", "_s"], kind="stable")
     return {u: list(g) for u, g in df.groupby("userId", sort=False)["movieId"]}
 
 
