@@ -61,6 +61,7 @@ FEATURE_KEYS = {
     "splitter": ((str,), "^"),
     "max_len": ((int, type(None)), None),
     "padding": ((str,), "pre"),
+    "pad_token": ((str, type(None)), None),
     "pooling": ((str,), "mean"),
     "normalizer": ((str, type(None)), None),
     "remap": ((bool,), True),

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from ..errors import ConfigError, closest, unknown_key_error
 from ..io_utils import file_lock
-from . import frappe, movielens_tag, seq_loo, synthetic_ctr
+from . import frappe, movielens_tag, rar_seq, seq_loo, synthetic_ctr
 
 RECIPES = {"synthetic_ctr": synthetic_ctr.make, "frappe": frappe.make, "seq_loo": seq_loo.make,
-           "movielens_tag": movielens_tag.make}
+           "movielens_tag": movielens_tag.make, "rar_seq": rar_seq.make}
 log = logging.getLogger("fuxi_like")
 
 

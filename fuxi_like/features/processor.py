@@ -7,6 +7,9 @@ Types:
 - numeric: float, `fill_na` (default 0), optional `normalizer` (standard|minmax).
 - sequence: a `splitter`-joined string (CSV) or a list column (parquet), truncated
   to the most recent `max_len` tokens and padded on the `padding` side with 0.
+  `pad_token` (optional) is a token that encodes to the padding id 0 wherever it
+  appears and is never counted into the vocabulary: fixed-slot sequences (e.g. N
+  look-alike users x H items each) keep their layout.
   `share_embedding: other` encodes with (and extends) the other feature's vocab.
 - meta: carried with the batch (e.g. group ids for gAUC); ids are remapped unless
   `remap: false` (then the raw integers are kept).
@@ -174,6 +177,8 @@ class FeatureProcessor:
             col = self._column(train_df, f)
             if f["type"] == "sequence":
                 toks, _ = self._split(col, f)
+                if f.get("pad_token") is not None:
+                    toks = toks[toks != f["pad_token"]]
                 c = pd.Series(toks, dtype=object).value_counts()
             else:
                 toks = self._tokens(col, f)
@@ -228,7 +233,10 @@ class FeatureProcessor:
             elif t == "sequence":
                 vocab = self.vocabs[f["share_embedding"] or name]
                 toks, lengths = self._split(col, f)
-                out[name] = self._pad(vocab.encode(toks), lengths, f["max_len"], f["padding"])
+                ids = vocab.encode(toks)
+                if f.get("pad_token") is not None:
+                    ids = np.where(toks == f["pad_token"], 0, ids).astype(ids.dtype)
+                out[name] = self._pad(ids, lengths, f["max_len"], f["padding"])
             elif t == "meta":
                 if f["remap"]:
                     out[name] = self.vocabs[name].encode(self._tokens(col, f))

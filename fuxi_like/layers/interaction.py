@@ -18,9 +18,10 @@ class FactorizationMachine(keras.layers.Layer):
 class LogisticRegression(keras.layers.Layer):
     """First-order term: sum over fields of a scalar weight per feature value, plus bias."""
 
-    def __init__(self, feature_map, regularizer=None, use_bias=True, **kwargs):
+    def __init__(self, feature_map, regularizer=None, use_bias=True, features=None, **kwargs):
         super().__init__(**kwargs)
-        self.embedding = FeatureEmbedding(feature_map, 1, regularizer, use_pretrain=False, force_dim=1)
+        self.embedding = FeatureEmbedding(feature_map, 1, regularizer, features=features, use_pretrain=False,
+                                          force_dim=1)
         self.use_bias = use_bias
 
     def build(self, input_shape=None):

@@ -50,7 +50,8 @@ class SparCode(RetrievalModel):
                                              initializer=keras.initializers.RandomNormal(stddev=0.1))
         self.token_proj = keras.layers.Dense(d, name="token_proj")
         self.quantizer = ProductQuantizer(num_subspaces, num_codewords, commitment_beta, name="pq")
-        self.scorer = MLPBlock(scorer_hidden_units, "relu", output_dim=1, name="scorer")
+        self.scorer = CrossScorer(scorer_hidden_units, name="scorer")
+        self.scorer.build((None, d))
         self.score_bias = self.add_weight(shape=(), name="score_bias", initializer=keras.initializers.Constant(1.0))  # ReLUs start active
         self.quantize = True
 
@@ -78,11 +79,7 @@ class SparCode(RetrievalModel):
 
     def pair_scores(self, tok, item_vecs, training=None):
         """tok [N, K, d] x items [C, d] -> y [N, C] = sum_k ReLU(E(t_k, c) + b)."""
-        t = ops.expand_dims(tok, 2)  # [N, K, 1, d]
-        e = ops.broadcast_to(item_vecs[None, None], (ops.shape(tok)[0], ops.shape(tok)[1]) + tuple(item_vecs.shape))
-        t = ops.broadcast_to(t, ops.shape(e))
-        s = ops.squeeze(self.scorer(ops.concatenate([t, e, t * e], axis=-1), training=training), -1)
-        return ops.sum(ops.relu(s + self.score_bias), axis=1)
+        return ops.sum(ops.relu(self.scorer.pairs(tok, item_vecs, training=training) + self.score_bias), axis=1)
 
     def build_loss_layers(self, x):
         vecs = super().build_loss_layers(x)
@@ -90,17 +87,12 @@ class SparCode(RetrievalModel):
 
     def row_scores(self, tok, vecs, training=None):
         """tok [N, K, d] x one item per row [N, d] -> y [N]."""
-        e = ops.broadcast_to(ops.expand_dims(vecs, 1), ops.shape(tok))
-        s = ops.squeeze(self.scorer(ops.concatenate([tok, e, tok * e], axis=-1), training=training), -1)
-        return ops.sum(ops.relu(s + self.score_bias), axis=1)
+        return ops.sum(ops.relu(self.scorer.rows(tok, vecs, training=training) + self.score_bias), axis=1)
 
     def code_scores(self, codes, item_vecs):
         """Index entries ReLU(E(token(code), c) + b) for codes [b] x all items -> [b, V]."""
-        tok = ops.convert_to_tensor(self.quantizer.decode(codes))[:, None, None, :]
-        e = ops.broadcast_to(item_vecs[None, None], (ops.shape(tok)[0], 1) + tuple(item_vecs.shape))
-        tok = ops.broadcast_to(tok, ops.shape(e))
-        s = ops.squeeze(self.scorer(ops.concatenate([tok, e, tok * e], -1), training=False), -1)
-        return ops.convert_to_numpy(ops.relu(s + self.score_bias))[:, 0, :]
+        tok = ops.convert_to_tensor(self.quantizer.decode(codes))[:, None, :]
+        return ops.convert_to_numpy(ops.relu(self.scorer.pairs(tok, item_vecs, training=False) + self.score_bias))[:, 0, :]
 
     # ------------------------------------------------------------- loss
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -178,6 +170,49 @@ class SparCode(RetrievalModel):
         else:
             ranked, _ = self.brute_force(data["query"] if self.eval_mode == "brute_force" else data["raw"], k, hist)
         return metrics_from_ranks(target_ranks(ranked, data["target"].reshape(-1)), metrics)
+
+
+class CrossScorer(keras.layers.Layer):
+    """The all-to-all scorer E(t, c) = MLP([t; e_c; t * e_c]) -> scalar, with its first layer split as
+    W_t t + W_e e_c + W_p (t * e_c): the token and item parts are computed once per token and once
+    per item, only the product part per (token, item) pair, and the [t; e; t*e] concatenation is
+    never materialised. Mathematically the same MLP; about 2.3x fewer multiply-adds per pair for
+    d = 64, hidden [64, 32]."""
+
+    def __init__(self, hidden_units=(64, 32), **kwargs):
+        super().__init__(**kwargs)
+        units = list(hidden_units) or [1]
+        self.hidden = bool(hidden_units)
+        self.w_t = keras.layers.Dense(units[0], name="w_token")
+        self.w_e = keras.layers.Dense(units[0], use_bias=False, name="w_item")
+        self.w_p = keras.layers.Dense(units[0], use_bias=False, name="w_product")
+        self.rest = MLPBlock(units[1:], "relu", output_dim=1, name="rest") if self.hidden else None
+
+    def build(self, input_shape):
+        for dense in (self.w_t, self.w_e, self.w_p):
+            dense.build(input_shape)
+        if self.rest is not None:
+            self.rest.build(tuple(input_shape[:-1]) + (self.w_t.units,))
+        self.built = True
+
+    def _head(self, h, training):
+        if self.rest is None:
+            return ops.squeeze(h, -1)
+        return ops.squeeze(self.rest(ops.relu(h), training=training), -1)
+
+    def pairs(self, tok, items, training=None):
+        """tok [N, K, d] x items [C, d] -> E [N, K, C]."""
+        h = (ops.expand_dims(self.w_t(tok), 2) + self.w_e(items)[None, None]
+             + self.w_p(ops.expand_dims(tok, 2) * items[None, None]))
+        return self._head(h, training)
+
+    def rows(self, tok, items, training=None):
+        """tok [N, K, d] x one item per row [N, d] -> E [N, K]."""
+        e = ops.expand_dims(items, 1)
+        return self._head(self.w_t(tok) + self.w_e(e) + self.w_p(tok * e), training)
+
+    def call(self, tok, items, training=None):
+        return self.pairs(tok, items, training=training)
 
 
 class CodebookCallback(keras.callbacks.Callback):

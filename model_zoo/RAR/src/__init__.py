@@ -1,0 +1,3 @@
+from .RAR import RAR
+
+__all__ = ["RAR"]
