@@ -12,6 +12,9 @@ Tuner YAML (relative paths are relative to the YAML file)::
       embedding_regularizer: [0.01, 0.1]       #   a list value itself needs [[...]]
       net_dropout: [0.1, 0.2]
       seed: [2024, 2025]                       # swept seeds -> mean/std in the summary
+    variants:                                  # optional: named sets of model keys changed
+      base: {use_rar: false}                   #   together (one more grid axis; ablations)
+      full: {}
 
 `expand_sweep` writes `<yaml stem>/config/{model,dataset}_config.yaml` with one
 block per trial (expid `<base>_<NNN>_<hash8>`, hash of the full trial params) and
@@ -43,7 +46,7 @@ from .config import DATASET_KEYS, read_yaml, resolve_path
 from .errors import ConfigError, unknown_key_error
 from .io_utils import atomic_write_text, stable_hash
 
-TUNER_KEYS = {"base_config", "base_expid", "dataset_id", "tuner_space", "search", "max_trials", "seed"}
+TUNER_KEYS = {"base_config", "base_expid", "dataset_id", "tuner_space", "search", "max_trials", "seed", "variants"}
 PATH_KEYS = ("data_root", "train_data", "valid_data", "test_data")
 
 
@@ -86,7 +89,12 @@ def expand_sweep(tuner_file, max_trials=None, search=None, seed=None):
         if k in PATH_KEYS + ("feature_cols", "label_col", "recipe"):
             raise ConfigError(f"{tuner_file}: tuner_space key '{k}' cannot be swept (sweep scalar dataset keys only)")
 
-    grid = list(enumerate(itertools.product(datasets, *[_axis(space[k]) for k in data_keys],
+    variants = spec.get("variants")
+    if variants is not None and (not isinstance(variants, dict) or not variants
+                                 or not all(isinstance(v, dict) or v is None for v in variants.values())):
+        raise ConfigError(f"{tuner_file}: 'variants' must map a name to a mapping of model keys")
+    variant_axis = list((variants or {"": {}}).items())
+    grid = list(enumerate(itertools.product(datasets, *[_axis(space[k]) for k in data_keys], variant_axis,
                                             *[_axis(space[k]) for k in model_keys])))
     if search == "random":
         rng = np.random.default_rng(seed)
@@ -101,7 +109,8 @@ def expand_sweep(tuner_file, max_trials=None, search=None, seed=None):
     for idx, combo in grid:  # idx: position in the full grid, so ids are stable across search modes
         ds_id = combo[0]
         dvals = dict(zip(data_keys, combo[1:1 + len(data_keys)]))
-        mvals = dict(zip(model_keys, combo[1 + len(data_keys):]))
+        vname, vvals = combo[1 + len(data_keys)]
+        mvals = dict(zip(model_keys, combo[2 + len(data_keys):]))
         load_dataset_config(base_dir, ds_id)  # validates the base dataset spec
         ds_block = copy.deepcopy(raw_datasets[ds_id])
         for k in PATH_KEYS:
@@ -119,6 +128,7 @@ def expand_sweep(tuner_file, max_trials=None, search=None, seed=None):
         trial_ds = f"{ds_id}_{stable_hash(ds_block, 8)}" if dvals else ds_id
         dataset_cfgs[trial_ds] = ds_block
         params = {k: v for k, v in base.items() if k not in ("expid", "config_file")}
+        params.update(vvals or {})
         params.update(mvals)
         params["dataset_id"] = trial_ds
         h = stable_hash({"params": params, "dataset": ds_block}, 8)
@@ -126,7 +136,8 @@ def expand_sweep(tuner_file, max_trials=None, search=None, seed=None):
         check = dict(params, expid=expid, config_file=str(tuner_file))
         validate_model_params(check, model_cls)  # unknown / mistyped keys fail before anything runs
         model_cfgs[expid] = params
-        trials.append({"expid": expid, "dataset_id": trial_ds, "swept": {**dvals, **mvals},
+        swept = {**dvals, **({"variant": vname} if variants else {}), **mvals}
+        trials.append({"expid": expid, "dataset_id": trial_ds, "swept": swept,
                        **({"dataset": ds_id} if len(datasets) > 1 else {})})
     cfg_dir = sweep_dir / "config"
     atomic_write_text(cfg_dir / "dataset_config.yaml", yaml.safe_dump(dataset_cfgs, sort_keys=False))

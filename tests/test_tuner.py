@@ -61,6 +61,26 @@ def test_grid_and_random_expansion(zoo, tmp_path):
     assert len({t["dataset_id"] for t in td}) == 2  # dataset-level keys make dataset variants
 
 
+def test_variants_change_several_keys_together(zoo, tmp_path):
+    f = tuner(tmp_path, {"seed": [1, 2]}, variants={"small": {"embedding_dim": 2, "hidden_units": [8]},
+                                                    "plain": {}})
+    sweep_dir, trials = expand_sweep(f)
+    names = [t["swept"]["variant"] for t in trials]
+    assert sorted(names) == ["plain", "plain", "small", "small"] and names[0] == names[1]
+    cfg = yaml.safe_load((sweep_dir / "config" / "model_config.yaml").read_text())
+    by = {(t["swept"]["variant"], t["swept"]["seed"]): t["expid"] for t in trials}
+    small, plain = cfg[by["small", 1]], cfg[by["plain", 1]]
+    assert small["embedding_dim"] == 2 and small["hidden_units"] == [8] and small["seed"] == 1
+    assert plain["embedding_dim"] == 4 and plain["hidden_units"] == [16]
+    # a sweep without variants keeps its expids (the empty variant changes nothing)
+    no_var = [t["expid"] for t in expand_sweep(tuner(tmp_path, {"seed": [1, 2]}))[1]]
+    assert no_var[0].split("_")[-1] == by["plain", 1].split("_")[-1]
+    with pytest.raises(ConfigError, match="variants"):
+        expand_sweep(tuner(tmp_path, {}, variants=["a"]))
+    with pytest.raises(ConfigError, match="no_such_key"):
+        expand_sweep(tuner(tmp_path, {}, variants={"bad": {"no_such_key": 1}}))
+
+
 def test_unknown_key_fails_before_running(zoo, tmp_path):
     f = tuner(tmp_path, {"net_dropuot": [0.1]})
     with pytest.raises(ConfigError, match=r"t\.yaml: DeepFM_base_001_\w+: unknown key 'net_dropuot' \(did you mean 'net_dropout'"):

@@ -26,6 +26,7 @@ Sources:
   users' own histories are short, so the label depends on what similar users clicked.
 """
 
+import json
 import logging
 from pathlib import Path
 
@@ -33,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..io_utils import atomic_path
+from ..io_utils import atomic_path, atomic_write_text
 
 log = logging.getLogger("fuxi_like")
 SOURCES = ("synthetic", "movielens", "user_items", "taobao")
@@ -207,5 +208,14 @@ def make(train_path, valid_path, test_path, source="synthetic", source_path=None
         with atomic_path(path) as tmp:
             part.to_csv(tmp, index=False)
     stats = {k: round(v, 2) for k, v in cross["timings"].items()}
+    target = codes(req["item"], items)
+    hit = (cross["recall"] == target[:, None]).any(1)
+    lab = req["label"].to_numpy() == 1
+    stats.update(requests=int(len(req)), clicks=int(len(clicks)), clicks_before_cutoff=cross["num_pre_clicks"],
+                 recall_catalogue=cross["catalogue_size"],
+                 target_in_pool_clicked=round(float(hit[lab].mean()), 4) if lab.any() else None,
+                 target_in_pool_not_clicked=round(float(hit[~lab].mean()), 4) if (~lab).any() else None,
+                 rows={sp: int((req["split"] == sp).sum()) for sp in ("train", "valid", "test")})
+    atomic_write_text(Path(train_path).parent / "cross_stage.json", json.dumps(stats, indent=1))
     log.info("rar_seq: wrote %s (%s)", Path(train_path).parent, stats)
     return stats

@@ -168,11 +168,13 @@ def _remove_and_take(ranked, exclude, n, batch=4096):
 
 
 def build_cross_stage(events, requests, cutoff, pool_size=50, lookalike_size=10, lookalike_history=10,
-                      history_len=50, recall=None, backend="auto", verbose=1):
+                      history_len=50, recall=None, backend="auto", verbose=1, recall_model=None, vocab=None):
     """events: clicks (user, item, ts); requests: (user, item, ts) rows, ts >= cutoff.
     Returns a dict of arrays aligned with `requests` (item and user codes) plus the vocabularies:
     hist [Q, history_len], recall [Q, pool_size], lookalike_users [Q, L], lookalike_items [Q, L, H],
-    `users`, `items` (raw values by code), `recall_model`, `timings` (seconds per step)."""
+    `users`, `items` (raw values by code), `recall_model`, `timings` (seconds per step),
+    `recall_train_max_ts` (the latest click the recall model saw).
+    `recall_model` + `vocab` (= (users, items) of an earlier result) reuse a trained recall stage."""
     import time
 
     if (np.asarray(requests["ts"], np.float64) < cutoff).any():
@@ -180,7 +182,9 @@ def build_cross_stage(events, requests, cutoff, pool_size=50, lookalike_size=10,
                         f"(earliest request at {np.min(requests['ts'])}, cutoff {cutoff})")
     t0 = time.perf_counter()
     timings = {}
-    users, items = encode_log(events, requests)
+    if (recall_model is None) != (vocab is None):
+        raise ConfigError("cross-stage: pass recall_model and vocab together (the model's item codes)")
+    users, items = vocab if vocab is not None else encode_log(events, requests)
     num_items = len(items) - 1
     ev_u, ev_i = codes(events["user"], users), codes(events["item"], items)
     ev_t = np.asarray(events["ts"], np.float64)
@@ -197,7 +201,10 @@ def build_cross_stage(events, requests, cutoff, pool_size=50, lookalike_size=10,
     h_len = int(rparams.pop("history_len"))
     tr_hist = pre_log.before(pre_log.user, pre_log.ts, h_len)
     has_hist = (tr_hist > 0).any(1)
-    model = train_recall_model(tr_hist[has_hist], pre_log.item[has_hist], num_items, verbose=verbose, **rparams)
+    if recall_model is None:
+        model = train_recall_model(tr_hist[has_hist], pre_log.item[has_hist], num_items, verbose=verbose, **rparams)
+    else:
+        model = recall_model
     timings["recall_training_s"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -229,7 +236,8 @@ def build_cross_stage(events, requests, cutoff, pool_size=50, lookalike_size=10,
     timings["total_s"] = time.perf_counter() - t0
     return {"hist": hist, "recall": recall_ids, "lookalike_users": la_users, "lookalike_items": la_items,
             "users": users, "items": items, "recall_model": model, "timings": timings,
-            "num_pre_clicks": int(pre.sum()), "catalogue_size": int(len(catalogue))}
+            "num_pre_clicks": int(pre.sum()), "catalogue_size": int(len(catalogue)),
+            "recall_train_max_ts": float(pre_log.ts.max())}
 
 
 def _build(index, vecs, ids, k):

@@ -1,3 +1,3 @@
-from .RAR import RAR
+from .RAR import RAR, SimHash
 
-__all__ = ["RAR"]
+__all__ = ["RAR", "SimHash"]
