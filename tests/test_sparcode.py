@@ -40,11 +40,19 @@ def test_code_index_equals_brute_force_and_learns(trained):
     from fuxi_like.retrieval.evaluation import metrics_from_ranks, target_ranks
 
     sizes, recalls = [], []
+    exact = None
     for rho in (None, 50, 10):
         idx = model.build_code_index(np.unique(data["codes"]), sparsity="topk" if rho else "positive", rho=rho)
         ranked, _ = idx.search(data["codes"], 50, exclude=data["history"])
         sizes.append(idx.memory_bytes())
         recalls.append(metrics_from_ranks(target_ranks(ranked, data["target"].reshape(-1)), ["Recall@50"])["Recall@50"])
+        if rho is None:
+            exact = idx
+        else:  # truncating the exact index = building with topk sparsity (no rescoring)
+            cut = exact.truncate(rho)
+            np.testing.assert_array_equal(cut.ptr, idx.ptr)
+            np.testing.assert_array_equal(cut.items, idx.items)
+            np.testing.assert_allclose(cut.scores, idx.scores)
     assert sizes[0] > sizes[1] > sizes[2]
     assert recalls[0] >= recalls[2]
 

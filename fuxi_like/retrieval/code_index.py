@@ -57,6 +57,21 @@ class CodeIndex:
         self.scores = np.concatenate(scores).astype(np.float32) if scores else np.zeros(0, np.float32)
         return self
 
+    def truncate(self, rho):
+        """A `topk` index keeping the rho best entries of every posting list (ties: lower item id);
+        the same as building with `sparsity: topk` from the same scores, without rescoring."""
+        out = CodeIndex(self.num_items, "topk", rho)
+        lens = np.diff(self.ptr)
+        row = np.repeat(np.arange(len(lens)), lens)
+        order = np.lexsort((self.items, -self.scores, row))  # by code, best score first
+        rank = np.arange(len(order)) - np.repeat(self.ptr[:-1], lens)
+        keep = order[rank < int(rho)]
+        keep = keep[np.lexsort((self.items[keep], row[keep]))]  # back to (code, item) order
+        out.codes = self.codes.copy()
+        out.ptr = np.concatenate([[0], np.cumsum(np.minimum(lens, int(rho)))]).astype(np.int64)
+        out.items, out.scores = self.items[keep], self.scores[keep]
+        return out
+
     def missing(self, query_codes):
         q = np.unique(np.asarray(query_codes, dtype=np.int64))
         pos = np.searchsorted(self.codes, q)
