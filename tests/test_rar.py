@@ -147,3 +147,36 @@ def test_taobao_recipe_writes_time_split_requests(tmp_path):
     la = parts[2]["lookalike_items"].str.split("^")
     assert (la.map(len) == 12).all()  # fixed slots: 3 users x 4 items
     assert set(parts[0]["label"]) == {"0", "1"} and parts[0]["item_cate"].notna().all()
+
+
+@pytest.mark.parametrize("base", ["DCNv2", "DNN"])
+def test_other_bases_train_with_and_without_rar(tmp_path, base):
+    from fuxi_like.runner import run_expid
+
+    raw = tmp_path / "raw"
+    data = {"data_root": str(tmp_path / "processed"),
+            **{f"{s}_data": str(raw / f"{s}.csv") for s in ("train", "valid", "test")},
+            "recipe": {"name": "rar_seq", "source": "synthetic", "cutoff": 0.6, "max_history": 5, "pool_size": 10,
+                       "lookalike_size": 3, "lookalike_history": 4, "backend": "exact", "verbose": 0,
+                       "recall": {"epochs": 2, "batch_size": 256},
+                       "synthetic": {"n_users": 300, "n_items": 200, "n_groups": 10, "impressions_per_user": 20}},
+            "feature_cols": [
+                {"name": ["user_id", "item_id"], "type": "categorical"},
+                {"name": "hist_items", "type": "sequence", "max_len": 5, "share_embedding": "item_id"},
+                {"name": "recall_items", "type": "sequence", "max_len": 10, "padding": "post",
+                 "share_embedding": "item_id"},
+                {"name": "lookalike_items", "type": "sequence", "max_len": 12, "padding": "post",
+                 "pad_token": "__pad__", "share_embedding": "item_id"},
+                {"name": "recall_labels", "type": "embedding", "pretrain_dim": 10}],
+            "label_col": {"name": "label", "dtype": "float"}}
+    common = {"model": "RAR", "dataset_id": "syn", "base_model": base, "embedding_dim": 8, "dnn_hidden_units": [16],
+              "batch_size": 256, "epochs": 2, "lookalike_history": 4, "recall_top_k": 5, "lookalike_top_k": 2}
+    exps = {"rar": dict(common, use_rar=True, selection="attention"), "base": dict(common, use_rar=False)}
+    cfg = make_model_folder(tmp_path, {"syn": data}, exps, base={"model_root": "./ckpt/", "verbose": 0}, name="rar")
+    out = {k: run_expid(cfg, k, model_dir=ROOT / "model_zoo" / "RAR") for k in exps}
+    for k in exps:
+        h = out[k]["state"]["history"]
+        assert np.isfinite(out[k]["test"]["logloss"]) and h[-1]["loss"] < h[0]["loss"], (k, h)
+    # the RAR model has the cross-stage layers, the base does not
+    n = {k: out[k]["model"].count_parameters(count_embedding=False) for k in exps}
+    assert n["rar"] > n["base"]
