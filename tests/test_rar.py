@@ -15,6 +15,29 @@ from helpers import ROOT, make_model_folder
 SHARED = ROOT.parent / "shared" / "data"
 
 
+def rar_synthetic_data(tmp_path, users, items, groups, per_user, history, pool, la_size, la_hist, recall,
+                       gauc=False):
+    """A dataset config entry for the `rar_seq` synthetic recipe, written under tmp_path."""
+    raw = tmp_path / "raw"
+    cols = [{"name": ["user_id", "item_id"], "type": "categorical"},
+            {"name": "hist_items", "type": "sequence", "max_len": history, "share_embedding": "item_id"},
+            {"name": "recall_items", "type": "sequence", "max_len": pool, "padding": "post",
+             "share_embedding": "item_id"},
+            {"name": "lookalike_items", "type": "sequence", "max_len": la_size * la_hist, "padding": "post",
+             "pad_token": "__pad__", "share_embedding": "item_id"},
+            {"name": "recall_labels", "type": "embedding", "pretrain_dim": pool}]
+    if gauc:
+        cols.append({"name": "group_user", "type": "meta", "copy_from": "user_id"})
+    return {"data_root": str(tmp_path / "processed"),
+            **{f"{s}_data": str(raw / f"{s}.csv") for s in ("train", "valid", "test")},
+            "recipe": {"name": "rar_seq", "source": "synthetic", "cutoff": 0.6, "max_history": history,
+                       "pool_size": pool, "lookalike_size": la_size, "lookalike_history": la_hist,
+                       "backend": "exact", "verbose": 0, "recall": recall,
+                       "synthetic": {"n_users": users, "n_items": items, "n_groups": groups,
+                                     "impressions_per_user": per_user}},
+            "feature_cols": cols, "label_col": {"name": "label", "dtype": "float"}}
+
+
 def _log(seed=0):
     imp = synthetic_impressions(n_users=300, n_items=200, n_groups=10, impressions_per_user=30, seed=seed)
     clicks = imp[imp["label"] == 1][["user", "item", "ts"]].reset_index(drop=True)
@@ -92,23 +115,8 @@ def test_simhash_similarity_and_selection():
 def test_rar_beats_its_base_when_labels_follow_similar_users(tmp_path):
     from fuxi_like.runner import run_expid
 
-    raw = tmp_path / "raw"
-    data = {"data_root": str(tmp_path / "processed"),
-            **{f"{s}_data": str(raw / f"{s}.csv") for s in ("train", "valid", "test")},
-            "recipe": {"name": "rar_seq", "source": "synthetic", "cutoff": 0.6, "max_history": 5, "pool_size": 30,
-                       "lookalike_size": 10, "lookalike_history": 10, "backend": "exact", "verbose": 0,
-                       "recall": {"epochs": 20, "batch_size": 256, "learning_rate": 3e-3},
-                       "synthetic": {"n_users": 2000, "n_items": 1000, "n_groups": 20, "impressions_per_user": 40}},
-            "feature_cols": [
-                {"name": ["user_id", "item_id"], "type": "categorical"},
-                {"name": "hist_items", "type": "sequence", "max_len": 5, "share_embedding": "item_id"},
-                {"name": "recall_items", "type": "sequence", "max_len": 30, "padding": "post",
-                 "share_embedding": "item_id"},
-                {"name": "lookalike_items", "type": "sequence", "max_len": 100, "padding": "post",
-                 "pad_token": "__pad__", "share_embedding": "item_id"},
-                {"name": "recall_labels", "type": "embedding", "pretrain_dim": 30},
-                {"name": "group_user", "type": "meta", "copy_from": "user_id"}],
-            "label_col": {"name": "label", "dtype": "float"}}
+    data = rar_synthetic_data(tmp_path, 2000, 1000, 20, 40, history=5, pool=30, la_size=10, la_hist=10,
+                              recall={"epochs": 20, "batch_size": 256, "learning_rate": 3e-3}, gauc=True)
     common = {"model": "RAR", "dataset_id": "syn", "base_model": "DIN", "embedding_dim": 16,
               "dnn_hidden_units": [64, 32], "attention_units": [32], "batch_size": 256, "epochs": 12,
               "learning_rate": 1e-3, "metrics": ["AUC", "logloss", "gAUC"], "group_id": "group_user"}
@@ -153,22 +161,8 @@ def test_taobao_recipe_writes_time_split_requests(tmp_path):
 def test_other_bases_train_with_and_without_rar(tmp_path, base):
     from fuxi_like.runner import run_expid
 
-    raw = tmp_path / "raw"
-    data = {"data_root": str(tmp_path / "processed"),
-            **{f"{s}_data": str(raw / f"{s}.csv") for s in ("train", "valid", "test")},
-            "recipe": {"name": "rar_seq", "source": "synthetic", "cutoff": 0.6, "max_history": 5, "pool_size": 10,
-                       "lookalike_size": 3, "lookalike_history": 4, "backend": "exact", "verbose": 0,
-                       "recall": {"epochs": 2, "batch_size": 256},
-                       "synthetic": {"n_users": 300, "n_items": 200, "n_groups": 10, "impressions_per_user": 20}},
-            "feature_cols": [
-                {"name": ["user_id", "item_id"], "type": "categorical"},
-                {"name": "hist_items", "type": "sequence", "max_len": 5, "share_embedding": "item_id"},
-                {"name": "recall_items", "type": "sequence", "max_len": 10, "padding": "post",
-                 "share_embedding": "item_id"},
-                {"name": "lookalike_items", "type": "sequence", "max_len": 12, "padding": "post",
-                 "pad_token": "__pad__", "share_embedding": "item_id"},
-                {"name": "recall_labels", "type": "embedding", "pretrain_dim": 10}],
-            "label_col": {"name": "label", "dtype": "float"}}
+    data = rar_synthetic_data(tmp_path, 300, 200, 10, 20, history=5, pool=10, la_size=3, la_hist=4,
+                              recall={"epochs": 2, "batch_size": 256})
     common = {"model": "RAR", "dataset_id": "syn", "base_model": base, "embedding_dim": 8, "dnn_hidden_units": [16],
               "batch_size": 256, "epochs": 2, "lookalike_history": 4, "recall_top_k": 5, "lookalike_top_k": 2}
     exps = {"rar": dict(common, use_rar=True, selection="attention"), "base": dict(common, use_rar=False)}

@@ -59,19 +59,10 @@ def synthetic_impressions(n_users=2000, n_items=1000, n_groups=20, impressions_p
 
 
 def read_movielens(path, min_rating):
+    from .seq_loo import read_ratings
+
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"MovieLens ratings not found: {p} (set recipe.source_path)")
-    df = pd.read_csv(p, dtype={"userId": str, "movieId": str})
-    need = {"userId", "movieId", "rating", "timestamp"}
-    if not need <= set(df.columns):
-        raise DataError(f"{p}: expected columns {sorted(need)}, got {list(df.columns)}")
-    for col in ("rating", "timestamp"):
-        v = pd.to_numeric(df[col], errors="coerce")
-        if v.isna().any():
-            row = int(np.flatnonzero(v.isna().to_numpy())[0])
-            raise DataError(f"{p}: column '{col}', row {row + 2}: {df[col].iloc[row]!r} is not a number")
-        df[col] = v
+    df = read_ratings(p)
     imp = pd.DataFrame({"user": df["userId"], "item": df["movieId"], "ts": df["timestamp"].astype(np.float64),
                         "label": (df["rating"] >= float(min_rating)).astype(np.int64)})
     attrs = None

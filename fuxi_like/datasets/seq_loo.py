@@ -51,7 +51,8 @@ def read_user_items(path):
     return seqs
 
 
-def read_movielens(path, min_rating=None):
+def read_ratings(path):
+    """A MovieLens ratings.csv as a DataFrame with numeric rating/timestamp (clear errors otherwise)."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"MovieLens ratings not found: {p} (set recipe.source_path)")
@@ -65,6 +66,11 @@ def read_movielens(path, min_rating=None):
         if len(bad):
             raise DataError(f"{p}: column '{col}' is not numeric at data row {int(bad[0]) + 1}: {df[col].iloc[bad[0]]!r}")
         df[col] = num
+    return df
+
+
+def read_movielens(path, min_rating=None):
+    df = read_ratings(path)
     if min_rating is not None:
         df = df[df["rating"] >= float(min_rating)]
     m = pd.to_numeric(df["movieId"], errors="coerce")  # numeric ids order ties numerically, others by text
