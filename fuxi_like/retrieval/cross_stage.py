@@ -124,8 +124,8 @@ class HistoryTwoTower(RetrievalModel):
         return np.concatenate(out) if out else np.zeros((0, self.embedding.dim("item_id")), np.float32)
 
 
-RECALL_DEFAULTS = {"embedding_dim": 32, "hidden_units": [64], "epochs": 5, "batch_size": 1024,
-                   "learning_rate": 1e-3, "softmax": "inbatch", "history_len": 50, "seed": 2024}
+RECALL_DEFAULTS = {"embedding_dim": 32, "hidden_units": [64], "epochs": 10, "batch_size": 512,
+                   "learning_rate": 3e-3, "softmax": "inbatch", "history_len": 50, "seed": 2024}
 
 
 def train_recall_model(hist, target, num_items, verbose=1, **params):
