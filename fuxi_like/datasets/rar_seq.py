@@ -103,6 +103,8 @@ def _negatives(pos, clicked_by_user, all_items, k, rng):
     rows = []
     for u, ts, sp, hz in zip(pos["user"], pos["ts"], pos["split"], pos["horizon"]):
         seen = clicked_by_user[u]
+        if len(seen) >= len(all_items):
+            raise DataError(f"rar_seq: user {u!r} clicked every item; no negative can be sampled for it")
         got = 0
         while got < k:
             cand = all_items[rng.integers(len(all_items))]

@@ -102,6 +102,11 @@ class RAR(BaseModel):
             self.num_lookalike = max_len // self.lookalike_history
         if self.aux_loss_weight:
             feature_map.require(recall_label_field, ("embedding",), "RAR recall_label_field (aux loss)")
+            n_lab = int(feature_map.features[recall_label_field].get("pretrain_dim") or 0)
+            n_pool = int(feature_map.features[recall_field]["max_len"])
+            if n_lab != n_pool:
+                raise ConfigError(f"RAR: {recall_label_field} has {n_lab} labels but {recall_field} max_len is "
+                                  f"{n_pool}; the labels are aligned with the pool slots (set both to the pool size)")
 
         self.embedding = self.make_embedding(features=self.base_names)
         self.embedding.build()
