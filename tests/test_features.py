@@ -145,3 +145,43 @@ def test_bad_label_is_clear(tmp_path):
     train = pd.DataFrame({"y": ["1", "yes"], "c": ["a", "b"]})
     with pytest.raises(DataError, match=r"column 'y', row 2 .*'yes' as a numeric label"):
         build(tmp_path, [{"name": "c", "type": "categorical"}], train)
+
+
+def test_arrow_fast_path_equals_the_c_parser_path(tmp_path, monkeypatch):
+    """CSV read by pyarrow (tokens counted/encoded in Arrow) == read by pandas' C parser
+    (object tokens): same vocab, same ids, for quoted separators, unicode, numbers-as-text,
+    empty and NA-like cells, fill_na and a shared table."""
+    from fuxi_like.features import processor
+
+    rng = np.random.default_rng(0)
+    pool = ["a", "b,c", "é", "007", "7", "1.0", "", "NA", "null", "x y", "\"q\""]
+    n = 3000
+    train = pd.DataFrame({"y": rng.integers(0, 2, n), "c": rng.choice(pool, n), "d": rng.choice(pool, n),
+                          "e": rng.choice(pool, n), "x": np.where(rng.random(n) < 0.1, np.nan, rng.random(n))})
+    valid = train.sample(500, random_state=1)
+    cols = [{"name": "c", "type": "categorical", "min_categr_count": 3},
+            {"name": "d", "type": "categorical", "fill_na": "missing"},
+            {"name": "e", "type": "categorical", "share_embedding": "c"},
+            {"name": "x", "type": "numeric"}]
+    (tmp_path / "fast").mkdir()
+    (tmp_path / "slow").mkdir()
+    fast = build(tmp_path / "fast", cols, train, valid)
+    slow_read = lambda path, sep, columns, str_cols: pd.read_csv(  # noqa: E731
+        path, sep=sep, usecols=columns, dtype={c: object for c in str_cols if c in columns})
+    read = processor._read_csv(tmp_path / "fast" / "train.csv", ",", ["c", "x"], ["c"])
+    assert processor._arrow_strings(read["c"]) is not None  # the fast path really ran
+    monkeypatch.setattr(processor, "_read_csv", slow_read)
+    slow = build(tmp_path / "slow", cols, train, valid)
+    assert json.load(open(f"{fast[2]}/feature_vocab.json")) == json.load(open(f"{slow[2]}/feature_vocab.json"))
+    for split in ("train", "valid"):
+        for name in ("c", "d", "e", "x", "y"):
+            np.testing.assert_array_equal(fast[1][split][name], slow[1][split][name])
+
+
+def test_bad_number_far_down_a_big_csv_still_names_the_row(tmp_path):
+    n = 300_000  # beyond pyarrow's first block, so its parser rejects the file mid-way
+    x = np.round(np.random.default_rng(0).random(n), 3).astype(str)
+    x[n - 5] = "oops"
+    train = pd.DataFrame({"y": np.zeros(n, dtype=int), "x": x})
+    with pytest.raises(DataError, match=rf"column 'x', row {n - 4} .*cannot parse 'oops' as a number"):
+        build(tmp_path, [{"name": "x", "type": "numeric"}], train)

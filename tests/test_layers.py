@@ -78,3 +78,19 @@ def test_mlp_dropout_only_in_training():
     a, b = mlp(x, training=False), mlp(x, training=False)
     np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert not np.allclose(mlp(x, training=True).numpy(), a.numpy())
+
+
+def test_fused_stack_and_flatten_equal_plain_restacking():
+    from fuxi_like.layers.embedding import FieldEmbeddings
+
+    emb = FeatureEmbedding(fmap(), 4)
+    out = emb(inputs())
+    assert isinstance(out, FieldEmbeddings)
+    plain = dict(out)  # a plain dict takes the slow path: restack field by field
+    for names in (["a", "b", "x"], ["b", "a"], ["x", "s", "a", "b"], ["b"]):
+        np.testing.assert_allclose(ops.convert_to_numpy(FeatureEmbedding.stack(out, names)),
+                                   ops.convert_to_numpy(FeatureEmbedding.stack(plain, names)))
+        np.testing.assert_allclose(ops.convert_to_numpy(FeatureEmbedding.flatten(out, names)),
+                                   ops.convert_to_numpy(FeatureEmbedding.flatten(plain, names)))
+    out["a"] = out["a"] * 0.0  # a replaced value is used, never the stale fused group
+    np.testing.assert_allclose(ops.convert_to_numpy(FeatureEmbedding.stack(out, ["a", "b"]))[:, 0], 0.0)

@@ -20,6 +20,8 @@ keys extend the vocab and the vectors are saved aligned to the ids.
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import ConfigError, DataError, closest
 from .feature_map import FeatureMap
@@ -28,14 +30,36 @@ from .pretrained import load_pretrained
 from .vocab import Vocab
 
 
+def _read_csv(path, sep, columns, str_cols):
+    dtype = {c: str for c in str_cols if c in columns}
+    if len(sep) == 1:
+        # pyarrow's multithreaded parser (strings stay Arrow-backed: no Python objects); a file
+        # it rejects (e.g. a number column with text far down) is re-read by the C parser so the
+        # checks below name the bad row
+        try:
+            return pd.read_csv(path, sep=sep, usecols=columns, dtype=dtype, engine="pyarrow")
+        except (pa.ArrowInvalid, ValueError):
+            pass
+    return pd.read_csv(path, sep=sep, usecols=columns, dtype=dtype, keep_default_na=True)
+
+
+def _arrow_strings(col):
+    """The Arrow string array behind a pandas column, or None if it has none."""
+    arr = col.array
+    if not isinstance(col.dtype, pd.StringDtype) or not hasattr(arr, "__arrow_array__"):
+        return None
+    out = arr.__arrow_array__()
+    if not pa.types.is_string(out.type) and not pa.types.is_large_string(out.type):
+        return None
+    return out
+
+
 def _read_one(path, fmt, sep, columns, str_cols):
     try:
         if fmt == "csv":
             head = pd.read_csv(path, sep=sep, nrows=0)
             _check_columns(path, columns, list(head.columns))
-            return pd.read_csv(path, sep=sep, usecols=columns,
-                               dtype={c: str for c in str_cols if c in columns},
-                               keep_default_na=True)
+            return _read_csv(path, sep, columns, str_cols)
         import pyarrow.parquet as pq
 
         names = pq.read_schema(path).names
@@ -121,7 +145,12 @@ class FeatureProcessor:
     # ---------------------------------------------------------------- helpers
     @staticmethod
     def _tokens(col, f):
-        """Categorical column -> object array of str tokens (missing -> None)."""
+        """Categorical column -> str tokens (missing -> None/null): an Arrow array when the
+        column is Arrow-backed strings (the fast path: counted and encoded in Arrow),
+        else an object array."""
+        arrow = _arrow_strings(col)
+        if arrow is not None:
+            return pc.fill_null(arrow, str(f["fill_na"])) if f["fill_na"] is not None else arrow
         if f["fill_na"] is not None:
             col = col.fillna(str(f["fill_na"]))
         if isinstance(col.dtype, pd.StringDtype):  # read as str: no per-value conversion needed
@@ -182,7 +211,12 @@ class FeatureProcessor:
                 c = pd.Series(toks, dtype=object).value_counts()
             else:
                 toks = self._tokens(col, f)
-                c = pd.Series(toks[~pd.isna(toks)], dtype=object).value_counts()
+                if isinstance(toks, (pa.Array, pa.ChunkedArray)):
+                    vc = pc.value_counts(pc.drop_null(toks))
+                    c = pd.Series(vc.field("counts").to_numpy(),
+                                  index=pd.Index(vc.field("values").to_pylist(), dtype=object))
+                else:
+                    c = pd.Series(toks[~pd.isna(toks)], dtype=object).value_counts()
             owner = f["share_embedding"] or name
             counts[owner] = c if owner not in counts else counts[owner].add(c, fill_value=0)
             if f["pretrained_emb"]:
@@ -212,11 +246,12 @@ class FeatureProcessor:
     def _numeric(self, df, f, path):
         col = self._column(df, f)
         fill = 0.0 if f["fill_na"] is None else f["fill_na"]
-        raw = col.to_numpy(dtype=object)
         vals = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
-        ok = ~np.isnan(vals) | pd.isna(raw)
-        if not ok.all():
-            raise _bad_row(path, f["copy_from"] or f["name"], raw, ok, "a number")
+        if not pd.api.types.is_numeric_dtype(col.dtype):  # text cells may not parse: find them
+            raw = col.to_numpy(dtype=object)
+            ok = ~np.isnan(vals) | pd.isna(raw)
+            if not ok.all():
+                raise _bad_row(path, f["copy_from"] or f["name"], raw, ok, "a number")
         vals = np.where(np.isnan(vals), float(fill), vals)
         return vals
 

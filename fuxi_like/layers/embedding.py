@@ -180,9 +180,11 @@ class FeatureEmbedding(keras.layers.Layer):
         """inputs: dict of feature tensors -> dict name -> embedding.
 
         Non-sequence features: [B, D]. Sequences: [B, D] pooled when `pool`, else
-        [B, L, D] (use `sequence_mask` for the mask).
+        [B, L, D] (use `sequence_mask` for the mask). The returned dict remembers which
+        fields came out of one fused lookup, so `stack`/`flatten` of them reuse that
+        [B, k, D] tensor instead of re-stacking k slices (cheaper forward and backward).
         """
-        out = {}
+        out = FieldEmbeddings()
         fmap = self.fmap
         # one gather per fused table for all scalar categorical fields
         by_dim = {}
@@ -196,21 +198,23 @@ class FeatureEmbedding(keras.layers.Layer):
         for d, names in by_dim.items():
             ids = ops.stack([ops.cast(inputs[n], "int32") + self.offsets[fmap.table_owner(n)][1]
                              for n in names], axis=1)
-            emb = self.tables[d](ids)
-            for i, n in enumerate(names):
-                out[n] = emb[:, i, :]
+            out.add_group(names, self.tables[d](ids))
+        by_dim = {}
+        for n in self.numeric_names:
+            by_dim.setdefault(self.dim(n), []).append(n)
+        for d, names in by_dim.items():  # all numeric fields of one dim in one multiply
+            x = ops.stack([ops.cast(ops.reshape(inputs[n], (-1,)), self.compute_dtype) for n in names], axis=1)
+            w = ops.concatenate([ops.expand_dims(self.numeric_w[n], 0) for n in names], axis=0)
+            out.add_group(names, ops.expand_dims(x, -1) * w)
         for n in self.names:
             spec = fmap.features[n]
             t = spec["type"]
             if t == "sequence":
                 e = self.lookup(fmap.table_owner(n), inputs[n])
                 out[n] = masked_pool(e, self.sequence_mask(inputs[n]), spec.get("pooling", "mean")) if pool else e
-            elif t == "numeric":
-                x = ops.cast(ops.reshape(inputs[n], (-1, 1)), self.compute_dtype)
-                out[n] = x * self.numeric_w[n]
             elif t == "embedding":
                 out[n] = self.dense_proj[n](ops.cast(inputs[n], self.compute_dtype))
-        return {n: out[n] for n in self.names}
+        return out.ordered(self.names)
 
     @staticmethod
     def sequence_mask(ids):
@@ -220,14 +224,67 @@ class FeatureEmbedding(keras.layers.Layer):
     @staticmethod
     def stack(emb_dict, names=None):
         """dict -> [B, F, D] (all fields must share one dim)."""
-        names = names or list(emb_dict)
+        names = list(names or emb_dict)
         dims = {int(emb_dict[n].shape[-1]) for n in names}
         if len(dims) > 1:
             raise ConfigError(f"these fields must share one embedding_dim to be stacked, got dims {sorted(dims)}")
+        if isinstance(emb_dict, FieldEmbeddings):
+            return emb_dict.stack(names)
         return ops.stack([emb_dict[n] for n in names], axis=1)
 
     @staticmethod
     def flatten(emb_dict, names=None):
         """dict -> [B, sum D]."""
-        names = names or list(emb_dict)
+        names = list(names or emb_dict)
+        dims = {int(emb_dict[n].shape[-1]) for n in names}
+        if isinstance(emb_dict, FieldEmbeddings) and len(dims) == 1 and len(names) > 1:
+            return ops.reshape(emb_dict.stack(names), (-1, len(names) * dims.pop()))
         return ops.concatenate([emb_dict[n] for n in names], axis=-1)
+
+
+class FieldEmbeddings(dict):
+    """name -> [B, D] embeddings that also remembers fused [B, k, D] groups.
+
+    A value is only taken from its group while it is still the very tensor the group
+    produced (identity check), so replacing `emb[name]` can never return stale data.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.groups = {}  # name -> (group tensor [B, k, D], position, the slice tensor)
+
+    def add_group(self, names, tensor):
+        for i, (n, e) in enumerate(zip(names, ops.unstack(tensor, len(names), axis=1))):
+            self[n] = e
+            self.groups[n] = (tensor, i, e)
+
+    def ordered(self, names):
+        out = FieldEmbeddings((n, self[n]) for n in names)
+        out.groups = self.groups
+        return out
+
+    def _group_of(self, name):
+        g = self.groups.get(name)
+        return g if g is not None and g[2] is self.get(name) else None
+
+    def stack(self, names):
+        parts, run = [], None  # run: [group tensor, start, end]
+        for n in names:
+            g = self._group_of(n)
+            if run is not None and g is not None and g[0] is run[0] and g[1] == run[2]:
+                run[2] += 1
+                continue
+            if run is not None:
+                parts.append(run)
+            run = [g[0], g[1], g[1] + 1] if g is not None else [None, n, None]
+        if run is not None:
+            parts.append(run)
+        tensors = []
+        for t, a, b in parts:
+            if t is None:
+                tensors.append(ops.expand_dims(self[a], 1))
+            elif a == 0 and b == int(t.shape[1]):
+                tensors.append(t)
+            else:
+                tensors.append(t[:, a:b])
+        return tensors[0] if len(tensors) == 1 else ops.concatenate(tensors, axis=1)

@@ -31,5 +31,5 @@ class LogisticRegression(keras.layers.Layer):
 
     def call(self, inputs):
         w = self.embedding(inputs)
-        out = ops.sum(ops.concatenate(list(w.values()), axis=-1), axis=-1, keepdims=True)
+        out = ops.sum(FeatureEmbedding.flatten(w), axis=-1, keepdims=True)
         return out + self.bias if self.use_bias else out

@@ -22,10 +22,8 @@ from ..features.feature_map import FeatureMap
 from ..layers.embedding import FeatureEmbedding
 from ..layers.regularizers import get_regularizer
 from ..metrics import evaluate_metrics
+from ..training.optimizers import get_optimizer
 
-OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD,
-              "adagrad": keras.optimizers.Adagrad, "rmsprop": keras.optimizers.RMSprop,
-              "lazyadam": keras.optimizers.Adam}
 LOSSES = {"binary_crossentropy": lambda: keras.losses.BinaryCrossentropy(),
           "bce": lambda: keras.losses.BinaryCrossentropy(),
           "mse": lambda: keras.losses.MeanSquaredError()}
@@ -81,15 +79,11 @@ class BaseModel(keras.Model):
 
     # ---------------------------------------------------------------- compile
     def compile_from_params(self, params):
-        name = str(params.get("optimizer", "adam")).lower()
-        if name not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer '{name}'; known: {', '.join(OPTIMIZERS)}")
         loss = str(params.get("loss", "binary_crossentropy")).lower()
         if loss not in LOSSES:
             raise ConfigError(f"unknown loss '{loss}'; known: {', '.join(LOSSES)}")
-        clip = params.get("max_gradient_norm")
-        opt = OPTIMIZERS[name](learning_rate=float(params.get("learning_rate", 1e-3)),
-                               **({"global_clipnorm": float(clip)} if clip else {}))
+        opt = get_optimizer(params.get("optimizer", "adam"), params.get("learning_rate", 1e-3),
+                            params.get("max_gradient_norm"))
         self.compile(optimizer=opt, loss=LOSSES[loss]())
 
     # ------------------------------------------------------------- evaluation

@@ -1,0 +1,59 @@
+"""Optimizers by config name, including `lazyadam` (row-sparse Adam for embedding tables).
+
+`LazyAdam` is Adam, except that a gradient arriving as row slices (an embedding
+lookup's gradient on the TensorFlow backend, when the table has no regularizer)
+updates the first/second moments and the weights of the rows in the batch only, as
+TF1's `LazyAdamOptimizer` and `torch.optim.SparseAdam` do. Rows not in the batch keep
+their moments unchanged instead of decaying them, so results differ slightly from
+Adam; per step it touches `batch x fields` rows instead of the whole table. Dense
+gradients (every other weight, or regularised tables) get the ordinary Adam update.
+"""
+
+import keras
+from keras import ops
+
+from ..errors import ConfigError
+
+
+@keras.saving.register_keras_serializable(package="fuxi_like")
+class LazyAdam(keras.optimizers.Adam):
+    def __init__(self, *args, **kwargs):
+        if kwargs.get("amsgrad"):
+            raise ConfigError("optimizer lazyadam does not support amsgrad")
+        super().__init__(*args, **kwargs)
+
+    def update_step(self, gradient, variable, learning_rate):
+        if keras.backend.backend() != "tensorflow":
+            return super().update_step(gradient, variable, learning_rate)
+        import tensorflow as tf
+
+        if not isinstance(gradient, tf.IndexedSlices):
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        # sum duplicate rows first (the same id several times in one batch)
+        rows, pos = tf.unique(gradient.indices)
+        g = tf.math.unsorted_segment_sum(ops.cast(gradient.values, dtype), pos, tf.shape(rows)[0])
+        lr = ops.cast(learning_rate, dtype)
+        step = ops.cast(self.iterations + 1, dtype)
+        b1, b2 = ops.cast(self.beta_1, dtype), ops.cast(self.beta_2, dtype)
+        alpha = lr * ops.sqrt(1 - ops.power(b2, step)) / (1 - ops.power(b1, step))
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        m_rows = b1 * ops.take(m, rows, axis=0) + (1 - b1) * g
+        v_rows = b2 * ops.take(v, rows, axis=0) + (1 - b2) * ops.square(g)
+        self.assign(m, tf.IndexedSlices(m_rows, rows))
+        self.assign(v, tf.IndexedSlices(v_rows, rows))
+        self.assign_sub(variable, tf.IndexedSlices(alpha * m_rows / (ops.sqrt(v_rows) + self.epsilon), rows))
+
+
+OPTIMIZERS = {"adam": keras.optimizers.Adam, "lazyadam": LazyAdam, "adamw": keras.optimizers.AdamW,
+              "sgd": keras.optimizers.SGD, "adagrad": keras.optimizers.Adagrad,
+              "rmsprop": keras.optimizers.RMSprop}
+
+
+def get_optimizer(name, learning_rate, clipnorm=None):
+    key = str(name).lower()
+    if key not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer '{name}' (config key 'optimizer'); known: {', '.join(OPTIMIZERS)}")
+    kwargs = {"global_clipnorm": float(clipnorm)} if clipnorm else {}
+    return OPTIMIZERS[key](learning_rate=float(learning_rate), **kwargs)
