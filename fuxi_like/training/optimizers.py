@@ -7,6 +7,9 @@ TF1's `LazyAdamOptimizer` and `torch.optim.SparseAdam` do. Rows not in the batch
 their moments unchanged instead of decaying them, so results differ slightly from
 Adam; per step it touches `batch x fields` rows instead of the whole table. Dense
 gradients (every other weight, or regularised tables) get the ordinary Adam update.
+Duplicate ids in a batch are summed before the moments are updated, so touched rows
+follow Adam on the summed gradient exactly (Keras's `Adam` given row slices squares
+each duplicate separately for the second moment, which is not quite Adam).
 """
 
 import keras

@@ -1,0 +1,44 @@
+"""`lazyadam`: Adam whose embedding-row gradients update only the rows in the batch."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fuxi_like.errors import ConfigError
+from fuxi_like.training.optimizers import LazyAdam, get_optimizer
+
+
+def _step(opt, emb, dense, ids, densify=False):
+    with tf.GradientTape() as tape:
+        rows = tf.gather(emb, ids)
+        loss = tf.reduce_sum(tf.square(rows - 1.0) * tf.range(1.0, 4.0)) + tf.reduce_sum(dense * dense)
+    grads = tape.gradient(loss, [emb, dense])
+    assert isinstance(grads[0], tf.IndexedSlices)
+    if densify:  # the reference: Adam on the summed dense gradient (Keras's Adam given the slices
+        grads[0] = tf.convert_to_tensor(grads[0])  # squares duplicate rows one by one)
+    opt.apply(grads, [emb, dense])
+
+
+def test_lazyadam_equals_adam_on_touched_rows_and_leaves_the_rest():
+    init = np.random.default_rng(0).normal(size=(10, 3)).astype("float32")
+    vars_ = {}
+    for name, opt in (("adam", keras.optimizers.Adam(0.1)), ("lazy", LazyAdam(0.1))):
+        emb, dense = keras.Variable(init), keras.Variable(np.ones(4, "float32"))
+        _step(opt, emb, dense, tf.constant([1, 4, 4, 7]), name == "adam")  # id 4 twice: gradients add up
+        after1 = emb.numpy().copy()
+        _step(opt, emb, dense, tf.constant([1, 2]), name == "adam")
+        vars_[name] = (after1, emb.numpy(), dense.numpy())
+    (a1, a2, ad), (l1, l2, ld) = vars_["adam"], vars_["lazy"]
+    np.testing.assert_allclose(l1, a1, rtol=1e-5, atol=1e-5)  # step 1: zero moments elsewhere -> identical
+    np.testing.assert_allclose(ld, ad, rtol=1e-6)  # dense weights: plain Adam
+    np.testing.assert_allclose(l2[[1, 2]], a2[[1, 2]], rtol=1e-5, atol=1e-5)  # rows with a gradient now
+    np.testing.assert_array_equal(l2[[4, 7]], l1[[4, 7]])  # lazily untouched in step 2 ...
+    assert np.abs(a2[[4, 7]] - a1[[4, 7]]).max() > 1e-3  # ... where Adam's momentum keeps moving them
+    np.testing.assert_array_equal(l2[[0, 3, 5, 6, 8, 9]], init[[0, 3, 5, 6, 8, 9]])
+
+
+def test_optimizer_names_are_checked():
+    assert isinstance(get_optimizer("LazyAdam", 1e-3), LazyAdam)
+    with pytest.raises(ConfigError, match="unknown optimizer 'adamm'.*'optimizer'"):
+        get_optimizer("adamm", 1e-3)
