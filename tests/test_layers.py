@@ -94,3 +94,19 @@ def test_fused_stack_and_flatten_equal_plain_restacking():
                                    ops.convert_to_numpy(FeatureEmbedding.flatten(plain, names)))
     out["a"] = out["a"] * 0.0  # a replaced value is used, never the stale fused group
     np.testing.assert_allclose(ops.convert_to_numpy(FeatureEmbedding.stack(out, ["a", "b"]))[:, 0], 0.0)
+
+
+def test_factorization_machine_value_and_gradient_match_autodiff():
+    import tensorflow as tf
+
+    from fuxi_like.layers import FactorizationMachine
+
+    v = tf.Variable(np.random.default_rng(0).normal(size=(5, 4, 3)).astype("float32"))
+    w = tf.constant(np.random.default_rng(1).normal(size=(5, 1)).astype("float32"))
+    with tf.GradientTape(persistent=True) as tape:
+        fast = FactorizationMachine()(v)
+        pairs = sum(tf.reduce_sum(v[:, i] * v[:, j], axis=-1, keepdims=True)
+                    for i in range(4) for j in range(i + 1, 4))  # the definition: sum over field pairs
+        lf, lp = tf.reduce_sum(fast * w), tf.reduce_sum(pairs * w)
+    np.testing.assert_allclose(fast.numpy(), pairs.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(tape.gradient(lf, v).numpy(), tape.gradient(lp, v).numpy(), rtol=1e-5, atol=1e-5)

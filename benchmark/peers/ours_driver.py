@@ -36,7 +36,7 @@ def main(spec):
                           "model_structure": "parallel"}}[spec["model"]]
     exp = {"model": spec["model"], "dataset_id": spec["dataset_id"], "embedding_dim": hp["embedding_dim"],
            "batch_size": hp["batch_size"], "epochs": spec["epochs"], "learning_rate": hp["learning_rate"],
-           "verbose": 0, "seed": spec["seed"], "resume": False, **model_hp}
+           "verbose": 0, "seed": spec["seed"], "resume": False, "optimizer": spec.get("optimizer", "adam"), **model_hp}
     cfg = Path(tempfile.mkdtemp(dir=spec["work_dir"])) / "model" / "config"
     cfg.mkdir(parents=True)
     (cfg / "dataset_config.yaml").write_text(yaml.safe_dump({spec["dataset_id"]: ds}))

@@ -165,12 +165,16 @@ def main():
     p.add_argument("--datasets", nargs="+", default=["criteo_like", "frappe"])
     p.add_argument("--models", nargs="+", default=["DeepFM", "DCNv2"])
     p.add_argument("--warmup-steps", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=HP["batch_size"])
+    p.add_argument("--lazyadam", action="store_true",
+                   help="also run fuxi_like with optimizer lazyadam (row-sparse embedding updates; FuxiCTR keeps Adam)")
     p.add_argument("--out", default=str(ROOT / "benchmark/results/peers.md"))
     p.add_argument("--prep-only", action="store_true",
                    help="only time CSV -> processed data on both sides (writes peers_preprocessing.md)")
     args = p.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     fx_python = ensure_fuxictr()
+    HP["batch_size"] = args.batch_size
     if args.prep_only:
         return prep_only(args, fx_python)
     gflops = sgemm_gflops()
@@ -190,12 +194,19 @@ def main():
             ours = run_driver(sys.executable, Path(__file__).parent / "ours_driver.py", spec,
                               {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
             print(ds_name, model, "fuxi_like", ours, flush=True)
+            runs = [("fuxi_like", ours)]
+            if args.lazyadam:
+                lazy = run_driver(sys.executable, Path(__file__).parent / "ours_driver.py",
+                                  dict(spec, optimizer="lazyadam", dataset_id=spec["dataset_id"] + "_lazy"),
+                                  {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
+                print(ds_name, model, "fuxi_like lazyadam", lazy, flush=True)
+                runs.append(("fuxi_like, lazyadam", lazy))
             fx = run_driver(fx_python, Path(__file__).parent / "fuxictr_driver.py", spec,
                             {"CUDA_VISIBLE_DEVICES": "", "RAY_DISABLE_USAGE_STATS": "1"})
             print(ds_name, model, "FuxiCTR", fx, flush=True)
             n_fields = len(ds["numeric"]) + len(ds["categorical"])
             fps = flops_per_sample(model, n_fields, HP)
-            rows.append((ds_name, model, ds, ours, fx, fps))
+            rows.append((ds_name, model, ds, runs + [("FuxiCTR", fx)], fps))
 
     from fuxi_like.io_utils import atomic_write_text
 
@@ -208,11 +219,12 @@ def main():
              "polars 1.x (its CSV reader needs it); its DeepFM/DCNv2 are assembled from its own layers "
              "(`benchmark/peers/fuxictr_driver.py`) since the pip package has no model zoo.",
              f"Command: `python benchmark/peers/run_peers.py --rows {args.rows} --datasets {' '.join(args.datasets)} "
-             f"--models {' '.join(args.models)}`", "",
+             f"--models {' '.join(args.models)} --batch-size {HP['batch_size']}{' --lazyadam' if args.lazyadam else ''}`",
+             "",
              "| data | model | framework | preprocess s | train samples/s | peak private MB | test AUC | test logloss | roofline |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for ds_name, model, ds, ours, fx, fps in rows:
-        for name, r in (("fuxi_like", ours), ("FuxiCTR", fx)):
+    for ds_name, model, ds, runs, fps in rows:
+        for name, r in runs:
             roof = r["train_samples_per_s"] * fps / (gflops * 1e9)
             lines.append(f"| {ds_name} ({ds['rows']:,} rows, {ds['epochs']} ep) | {model} | {name} | {r['prep_s']:.1f} | "
                          f"{r['train_samples_per_s']:,.0f} | {r['peak_private_mb']:,.0f} | {r['test_AUC']:.4f} | "
@@ -221,11 +233,13 @@ def main():
               "|AUC diff| <= 0.002, roofline >= 0.7):", "",
               "| data | model | throughput x | preprocessing x | memory ratio | AUC diff | our roofline |",
               "|---|---|---|---|---|---|---|"]
-    for ds_name, model, ds, ours, fx, fps in rows:
-        lines.append(f"| {ds_name} | {model} | {ours['train_samples_per_s'] / fx['train_samples_per_s']:.2f} | "
-                     f"{fx['prep_s'] / ours['prep_s']:.2f} | {ours['peak_private_mb'] / fx['peak_private_mb']:.2f} | "
-                     f"{ours['test_AUC'] - fx['test_AUC']:+.4f} | "
-                     f"{ours['train_samples_per_s'] * fps / (gflops * 1e9):.2f} |")
+    for ds_name, model, ds, runs, fps in rows:
+        fx = runs[-1][1]
+        for name, ours in runs[:-1]:
+            lines.append(f"| {ds_name} | {model}{'' if name == 'fuxi_like' else ' (' + name.split(', ')[1] + ')'} | {ours['train_samples_per_s'] / fx['train_samples_per_s']:.2f} | "
+                         f"{fx['prep_s'] / ours['prep_s']:.2f} | {ours['peak_private_mb'] / fx['peak_private_mb']:.2f} | "
+                         f"{ours['test_AUC'] - fx['test_AUC']:+.4f} | "
+                         f"{ours['train_samples_per_s'] * fps / (gflops * 1e9):.2f} |")
     lines.append("")
     atomic_write_text(args.out, "\n".join(lines))
     print("\n".join(lines))
