@@ -42,3 +42,15 @@ def test_optimizer_names_are_checked():
     assert isinstance(get_optimizer("LazyAdam", 1e-3), LazyAdam)
     with pytest.raises(ConfigError, match="unknown optimizer 'adamm'.*'optimizer'"):
         get_optimizer("adamm", 1e-3)
+
+
+def test_lazyadam_global_clipnorm_keeps_row_gradients_sparse_and_scales_like_keras():
+    grads = [tf.IndexedSlices(tf.constant([[3.0, 0.0], [1.0, 2.0], [1.0, 2.0]]), tf.constant([2, 5, 5]),
+                              tf.constant([8, 2])), tf.constant([4.0, -4.0])]
+    opt = LazyAdam(1e-3, global_clipnorm=1.5)
+    clipped = opt._clip_gradients(grads)
+    assert isinstance(clipped[0], tf.IndexedSlices)  # sparse: only the batch's rows get updated
+    ref = keras.optimizers.Adam(1e-3, global_clipnorm=1.5)._clip_gradients(
+        [tf.convert_to_tensor(grads[0]), grads[1]])  # Keras on the summed dense gradient
+    np.testing.assert_allclose(tf.convert_to_tensor(clipped[0]).numpy(), ref[0].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(clipped[1].numpy(), ref[1].numpy(), rtol=1e-6)

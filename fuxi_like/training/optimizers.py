@@ -18,12 +18,44 @@ from keras import ops
 from ..errors import ConfigError
 
 
+def _dedupe(g):
+    """IndexedSlices with each row once (duplicates summed); a no-op if already deduplicated."""
+    import tensorflow as tf
+
+    if getattr(g, "_fuxi_unique", False):
+        return g
+    rows, pos = tf.unique(g.indices)
+    out = tf.IndexedSlices(tf.math.unsorted_segment_sum(g.values, pos, tf.shape(rows)[0]), rows, g.dense_shape)
+    out._fuxi_unique = True
+    return out
+
+
 @keras.saving.register_keras_serializable(package="fuxi_like")
 class LazyAdam(keras.optimizers.Adam):
     def __init__(self, *args, **kwargs):
         if kwargs.get("amsgrad"):
             raise ConfigError("optimizer lazyadam does not support amsgrad")
         super().__init__(*args, **kwargs)
+
+    def _clip_gradients(self, grads):
+        """Global-norm clipping that keeps row-slice gradients sparse (Keras's own
+        `clip_by_global_norm` multiplies them by a tensor, which densifies them and
+        would turn every step into a whole-table update)."""
+        if keras.backend.backend() != "tensorflow" or not (self.global_clipnorm and self.global_clipnorm > 0) \
+                or self.clipnorm or self.clipvalue:
+            return super()._clip_gradients(grads)
+        import tensorflow as tf
+
+        if not any(isinstance(g, tf.IndexedSlices) for g in grads):
+            return super()._clip_gradients(grads)
+        grads = [_dedupe(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+        parts = [g.values if isinstance(g, tf.IndexedSlices) else g for g in grads if g is not None]
+        norm = ops.sqrt(ops.sum(ops.stack([ops.sum(ops.square(p)) for p in parts])))
+        clip = self.global_clipnorm
+        scale = clip * ops.minimum(1.0 / norm, 1.0 / clip) + (norm - norm)  # NaN/inf norms give NaN, as in Keras
+        return [None if g is None else
+                tf.IndexedSlices(g.values * ops.cast(scale, g.values.dtype), g.indices, g.dense_shape)
+                if isinstance(g, tf.IndexedSlices) else g * ops.cast(scale, g.dtype) for g in grads]
 
     def update_step(self, gradient, variable, learning_rate):
         if keras.backend.backend() != "tensorflow":
@@ -33,9 +65,8 @@ class LazyAdam(keras.optimizers.Adam):
         if not isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
-        # sum duplicate rows first (the same id several times in one batch)
-        rows, pos = tf.unique(gradient.indices)
-        g = tf.math.unsorted_segment_sum(ops.cast(gradient.values, dtype), pos, tf.shape(rows)[0])
+        gradient = _dedupe(gradient)  # sum duplicate rows first (the same id several times in one batch)
+        rows, g = gradient.indices, ops.cast(gradient.values, dtype)
         lr = ops.cast(learning_rate, dtype)
         step = ops.cast(self.iterations + 1, dtype)
         b1, b2 = ops.cast(self.beta_1, dtype), ops.cast(self.beta_2, dtype)
