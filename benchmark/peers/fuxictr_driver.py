@@ -88,6 +88,10 @@ def main(spec):
             return {"y_pred": self.output_activation(y)}
 
     model = {"DeepFM": DeepFM, "DCNv2": DCNv2}[spec["model"]](fmap, **params)
+    if spec.get("numeric_init_std"):  # diagnosis only: numeric-field weights initialised like ours
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear) and m.in_features == 1:
+                torch.nn.init.normal_(m.weight, std=spec["numeric_init_std"])
     step_times = []
     orig_step = model.train_step
 
