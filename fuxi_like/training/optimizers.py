@@ -73,8 +73,9 @@ class LazyAdam(keras.optimizers.Adam):
         alpha = lr * ops.sqrt(1 - ops.power(b2, step)) / (1 - ops.power(b1, step))
         m = self._momentums[self._get_variable_index(variable)]
         v = self._velocities[self._get_variable_index(variable)]
-        m_rows = b1 * ops.take(m, rows, axis=0) + (1 - b1) * g
-        v_rows = b2 * ops.take(v, rows, axis=0) + (1 - b2) * ops.square(g)
+        # tf.gather on the variables (ResourceGather): ops.take would read whole tables first
+        m_rows = b1 * tf.gather(m.value, rows) + (1 - b1) * g
+        v_rows = b2 * tf.gather(v.value, rows) + (1 - b2) * ops.square(g)
         self.assign(m, tf.IndexedSlices(m_rows, rows))
         self.assign(v, tf.IndexedSlices(v_rows, rows))
         self.assign_sub(variable, tf.IndexedSlices(alpha * m_rows / (ops.sqrt(v_rows) + self.epsilon), rows))
