@@ -339,6 +339,11 @@ def validate_model_params(params, model_cls):
     if out["monitor_mode"] not in ("max", "min"):
         raise ConfigError(f"{where}: key 'monitor_mode' must be 'max' or 'min', got {out['monitor_mode']!r}")
     _check_metrics(where, out, retrieval=getattr(model_cls, "retrieval", False))
+    from .training.optimizers import OPTIMIZERS
+
+    if str(out["optimizer"]).lower() not in OPTIMIZERS:
+        raise ConfigError(f"{where}: key 'optimizer': unknown optimizer {out['optimizer']!r}"
+                          f"{closest(str(out['optimizer']).lower(), list(OPTIMIZERS))}; known: {', '.join(OPTIMIZERS)}")
     return out
 
 

@@ -125,6 +125,8 @@ def test_unknown_model_class(tmp_path):
     ({"metrics": ["AUC", "AUX"]}, r"E1: unknown metric 'AUX' \(did you mean 'AUC'\?\)"),
     ({"metrics": ["logloss"], "monitor": "AUC"}, r"E1: monitor metric 'AUC' is not in metrics \['logloss'\]"),
     ({"metrics": ["AUC", "gAUC"]}, r"E1: metrics .* need 'group_id'"),
+    ({"optimizer": "lazyadm"}, r"model_config.yaml: E1: key 'optimizer': unknown optimizer 'lazyadm' "
+                               r"\(did you mean 'lazyadam'\?\)"),
 ])
 def test_metric_settings_fail_before_training(tmp_path, extra, msg):
     d = cfg_dir(tmp_path, models={"E1": {"model": "DNN", "dataset_id": "d1", **extra}})

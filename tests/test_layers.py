@@ -92,8 +92,11 @@ def test_fused_stack_and_flatten_equal_plain_restacking():
                                    ops.convert_to_numpy(FeatureEmbedding.stack(plain, names)))
         np.testing.assert_allclose(ops.convert_to_numpy(FeatureEmbedding.flatten(out, names)),
                                    ops.convert_to_numpy(FeatureEmbedding.flatten(plain, names)))
-    out["a"] = out["a"] * 0.0  # a replaced value is used, never the stale fused group
+    FeatureEmbedding.stack(out, ["a", "b"])  # cached ...
+    out["a"] = out["a"] * 0.0  # ... but a replaced value is used, never the stale fused group or cache
     np.testing.assert_allclose(ops.convert_to_numpy(FeatureEmbedding.stack(out, ["a", "b"]))[:, 0], 0.0)
+    out.update({"b": out["b"] * 0.0})  # dict.update bypasses __setitem__: still seen
+    np.testing.assert_allclose(ops.convert_to_numpy(FeatureEmbedding.flatten(out, ["a", "b"])), 0.0)
 
 
 def test_factorization_machine_value_and_gradient_match_autodiff():

@@ -269,11 +269,7 @@ class FieldEmbeddings(dict):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.groups = {}  # name -> (group tensor [B, k, D], position, the slice tensor)
-        self._stacked = {}  # tuple of names -> stacked tensor (stack and flatten share one concat)
-
-    def __setitem__(self, key, value):
-        self.__dict__.get("_stacked", {}).clear()
-        super().__setitem__(key, value)
+        self._stacked = {}  # tuple of names -> (the values, stacked tensor): stack and flatten share one concat
 
     def add_group(self, names, tensor):
         for i, (n, e) in enumerate(zip(names, ops.unstack(tensor, len(names), axis=1))):
@@ -292,9 +288,11 @@ class FieldEmbeddings(dict):
 
     def stack(self, names):
         key = tuple(names)
-        if key not in self._stacked:
-            self._stacked[key] = self._stack(names)
-        return self._stacked[key]
+        values = tuple(self[n] for n in names)  # any change of a value (however made) misses the cache
+        hit = self._stacked.get(key)
+        if hit is None or any(a is not b for a, b in zip(hit[0], values)):
+            hit = self._stacked[key] = (values, self._stack(names))
+        return hit[1]
 
     def _stack(self, names):
         parts, run = [], None  # run: [group tensor, start, end]
