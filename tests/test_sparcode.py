@@ -4,16 +4,18 @@ sparsity control trades index size for recall; the product quantizer's pieces wo
 import numpy as np
 import pytest
 
-from helpers import ROOT, make_model_folder
+from helpers import ROOT, make_model_folder, zoo_module
 from test_retrieval_models import BASE, seq_dataset
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+@pytest.fixture(scope="module", params=["dnn", "sa"])
+def trained(tmp_path_factory, request):
+    """SparCode trained briefly with each scorer (`dnn`: MLP over [t; e; t*e]; `sa`: self-attention)."""
     from fuxi_like.runner import run_expid
 
     tmp = tmp_path_factory.mktemp("sparcode")
-    exp = {"model": "SparCode", "dataset_id": "syn", "query_encoder": "sasrec", "embedding_dim": 16, "num_tokens": 2,
+    exp = {"model": "SparCode", "dataset_id": "syn", "query_encoder": "sasrec", "scorer": request.param,
+           "embedding_dim": 16, "num_tokens": 2,
            "num_subspaces": 2, "num_codewords": 8, "scorer_hidden_units": [16], "num_negatives": 50,
            "batch_size": 256, "epochs": 3, "learning_rate": 3e-3}
     cfg = make_model_folder(tmp, {"syn": seq_dataset(tmp, "syn", n_users=800, n_items=200)}, {"exp": exp},
@@ -91,3 +93,32 @@ def test_product_quantizer_pieces():
     after = np.asarray(pq.codebooks)
     assert not np.allclose(before[0, 3], after[0, 3]) and np.allclose(np.delete(before[0], 3, 0), np.delete(after[0], 3, 0))
     assert isinstance(keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(pq)), ProductQuantizer)
+
+
+def test_self_attention_scorer_is_multi_head_attention_over_the_pair():
+    """`scorer: sa` computes, without materialising the pairs, LN([t, e] + MHA([t, e])) read out by
+    an MLP: checked against keras.layers.MultiHeadAttention on the stacked pairs, for all pairs
+    and for one item per row."""
+    import keras
+
+    SelfAttentionScorer = zoo_module("SparCode").SelfAttentionScorer
+    rng = np.random.default_rng(0)
+    n, k, c, d, heads = 3, 2, 5, 8, 2
+    tok = rng.normal(size=(n, k, d)).astype("float32")
+    items = rng.normal(size=(c, d)).astype("float32")
+    sa = SelfAttentionScorer([16, 4], num_heads=heads)
+    sa.build((None, d))
+    for w in sa.weights:  # non-trivial biases and norm parameters
+        w.assign(rng.normal(scale=0.5, size=w.shape).astype("float32"))
+    mha = keras.layers.MultiHeadAttention(num_heads=heads, key_dim=d // heads)
+    seq = np.stack([np.repeat(tok[:, :, None], c, 2), np.broadcast_to(items, (n, k, c, d))], 3).reshape(-1, 2, d)
+    mha(seq, seq)
+    mha.set_weights([np.asarray(w) for w in sa.mha_weights()])
+    z = np.asarray(sa.norm(seq + np.asarray(mha(seq, seq))))
+    h = np.asarray(sa.read_t(z[:, 0]) + sa.read_e(z[:, 1]))
+    want = np.asarray(sa.rest(np.maximum(h, 0))).reshape(n, k, c)
+    got = np.asarray(sa.pairs(tok, items))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    rows = np.asarray(sa.rows(tok, items[:n]))  # row i scored against item i
+    np.testing.assert_allclose(rows, want[np.arange(n), :, np.arange(n)], rtol=1e-4, atol=1e-4)
+    assert np.std(got) > 0.1  # not a constant function

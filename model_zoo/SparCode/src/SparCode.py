@@ -3,7 +3,8 @@
 Query -> K_u tokens (multi-interest attention of K_u learnable queries over the history encoded by
 SASRec, GRU4Rec or plain embeddings) -> a product quantizer shared by the tokens (M sub-vectors,
 N codewords each, straight-through, commitment loss) -> an all-to-all scorer shared by the tokens,
-E(t, c) = MLP([t; e_c; t * e_c]) -> y(q, c) = sum_k ReLU(E(t_k, c) + b).
+E(t, c) = MLP([t; e_c; t * e_c]) (`scorer: dnn`) or one self-attention layer over the pair
+[t, e_c] followed by an MLP (`scorer: sa`) -> y(q, c) = sum_k ReLU(E(t_k, c) + b).
 Because each quantized token is one of N^M codes, ReLU(E(code, c) + b) can be precomputed for
 every code and item and kept sparsely: the code-based inverted index
 (`fuxi_like.retrieval.code_index.CodeIndex`). Training: sampled softmax over y (shared negatives,
@@ -22,6 +23,7 @@ from fuxi_like.models import RetrievalModel, register_model
 
 ENCODERS = ("sasrec", "gru4rec", "embedding")
 EVAL_MODES = ("index", "brute_force", "all_to_all")
+SCORERS = ("dnn", "sa")
 
 
 @register_model
@@ -29,7 +31,7 @@ class SparCode(RetrievalModel):
     def __init__(self, feature_map, model_id="SparCode", query_encoder="sasrec", num_tokens=4, num_subspaces=2,
                  num_codewords=64, commitment_beta=0.25, scorer_hidden_units=(64, 32), num_blocks=1,
                  attention_dropout=0.2, gru_hidden_units=64, sparsity="positive", rho=None, eval_mode="index",
-                 softmax="sampled", **kwargs):
+                 softmax="sampled", scorer="dnn", scorer_heads=2, **kwargs):
         super().__init__(feature_map, model_id=model_id, softmax=softmax, **kwargs)
         if softmax != "sampled":
             raise ConfigError("SparCode trains with softmax: sampled (its scores are not dot products)")
@@ -37,6 +39,8 @@ class SparCode(RetrievalModel):
             raise ConfigError(f"SparCode: query_encoder must be one of {ENCODERS}, got {query_encoder!r}")
         if eval_mode not in EVAL_MODES:
             raise ConfigError(f"SparCode: eval_mode must be one of {EVAL_MODES}, got {eval_mode!r}")
+        if scorer not in SCORERS:
+            raise ConfigError(f"SparCode: scorer must be one of {SCORERS}, got {scorer!r}")
         self.sparsity, self.rho, self.eval_mode = sparsity, rho, eval_mode
         self.num_tokens = int(num_tokens)
         self.embedding = self.make_embedding(features=[self.item_field, self.history_field])
@@ -50,7 +54,10 @@ class SparCode(RetrievalModel):
                                              initializer=keras.initializers.RandomNormal(stddev=0.1))
         self.token_proj = keras.layers.Dense(d, name="token_proj")
         self.quantizer = ProductQuantizer(num_subspaces, num_codewords, commitment_beta, name="pq")
-        self.scorer = CrossScorer(scorer_hidden_units, name="scorer")
+        if scorer == "sa" and d % int(scorer_heads):
+            raise ConfigError(f"SparCode: scorer_heads ({scorer_heads}) must divide embedding_dim ({d})")
+        self.scorer = (CrossScorer(scorer_hidden_units, name="scorer") if scorer == "dnn"
+                       else SelfAttentionScorer(scorer_hidden_units, int(scorer_heads), name="scorer"))
         self.scorer.build((None, d))
         self.score_bias = self.add_weight(shape=(), name="score_bias", initializer=keras.initializers.Constant(1.0))  # ReLUs start active
         self.quantize = True
@@ -213,6 +220,92 @@ class CrossScorer(keras.layers.Layer):
 
     def call(self, tok, items, training=None):
         return self.pairs(tok, items, training=training)
+
+
+class SelfAttentionScorer(keras.layers.Layer):
+    """The self-attention scorer: one multi-head self-attention layer over the two-token sequence
+    [t, e_c] (biased q/k/v/output projections, residual, LayerNorm), then an MLP over the two
+    outputs -> scalar. The same function as `keras.layers.MultiHeadAttention` on stacked
+    [t, e_c] pairs (tested), computed without materialising the pairs: projections run once per
+    token and once per item; per pair only the 2 x 2 attention logits (one dot product each way
+    per head), the mixing of the projected values and the LayerNorm remain. A 2-way softmax is a
+    sigmoid of the logit difference."""
+
+    def __init__(self, hidden_units=(64, 32), num_heads=2, epsilon=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.units = list(hidden_units) or [1]
+        self.num_heads, self.epsilon = int(num_heads), float(epsilon)
+        self.hidden = bool(hidden_units)
+        self.norm = keras.layers.LayerNormalization(epsilon=epsilon, name="norm")
+        self.read_t = keras.layers.Dense(self.units[0], name="read_token")
+        self.read_e = keras.layers.Dense(self.units[0], use_bias=False, name="read_item")
+        self.rest = MLPBlock(self.units[1:], "relu", output_dim=1, name="rest") if self.hidden else None
+
+    def build(self, input_shape):
+        d = int(input_shape[-1])
+        h, dh = self.num_heads, d // self.num_heads
+        init = keras.initializers.GlorotUniform()
+        for name in ("query", "key", "value"):
+            setattr(self, f"w_{name}", self.add_weight(shape=(d, h, dh), initializer=init, name=f"{name}_kernel"))
+            setattr(self, f"b_{name}", self.add_weight(shape=(h, dh), initializer="zeros", name=f"{name}_bias"))
+        self.w_out = self.add_weight(shape=(h, dh, d), initializer=init, name="output_kernel")
+        self.b_out = self.add_weight(shape=(d,), initializer="zeros", name="output_bias")
+        self.norm.build(tuple(input_shape))
+        self.read_t.build(tuple(input_shape))
+        self.read_e.build(tuple(input_shape))
+        if self.rest is not None:
+            self.rest.build(tuple(input_shape[:-1]) + (self.units[0],))
+        self.built = True
+
+    def mha_weights(self):
+        """Weights in `keras.layers.MultiHeadAttention` order (q, k, v, output; kernel then bias)."""
+        return [self.w_query, self.b_query, self.w_key, self.b_key, self.w_value, self.b_value, self.w_out, self.b_out]
+
+    def _project(self, x):
+        """x [..., d] -> q, k, v [..., H, dh] and the values through the output kernel [..., H, d]."""
+        q, k, v = (ops.einsum("...d,dhe->...he", x, w) + b for w, b in
+                   ((self.w_query, self.b_query), (self.w_key, self.b_key), (self.w_value, self.b_value)))
+        return q * (1.0 / float(q.shape[-1]) ** 0.5), k, ops.einsum("...he,heo->...ho", v, self.w_out)
+
+    def _head(self, y_t, y_e, training):
+        h = self.read_t(self.norm(y_t)) + self.read_e(self.norm(y_e))
+        if self.rest is None:
+            return ops.squeeze(h, -1)
+        return ops.squeeze(self.rest(ops.relu(h), training=training), -1)
+
+    def pairs(self, tok, items, training=None):
+        """tok [N, K, d] x items [C, d] -> E [N, K, C]."""
+        qt, kt, ut = self._project(tok)  # [N, K, H, *]
+        qe, ke, ue = self._project(items)  # [C, H, *]
+        # weight of the token (vs the item) in the token's and in the item's attention row
+        a_t = ops.sigmoid(ops.sum(qt * kt, -1)[:, :, None, :] - ops.einsum("nkhd,chd->nkch", qt, ke))
+        a_e = ops.sigmoid(ops.einsum("chd,nkhd->nkch", qe, kt) - ops.sum(qe * ke, -1)[None, None])
+        base = ops.sum(ue, axis=1) + self.b_out  # [C, d]: all attention on the item
+
+        def attend(a):  # sum_h a_h u_t,h + (1 - a_h) u_e,h, per pair
+            return base[None, None] + ops.einsum("nkch,nkho->nkco", a, ut) - ops.einsum("nkch,cho->nkco", a, ue)
+
+        return self._head(ops.expand_dims(tok, 2) + attend(a_t), items[None, None] + attend(a_e), training)
+
+    def rows(self, tok, items, training=None):
+        """tok [N, K, d] x one item per row [N, d] -> E [N, K]."""
+        qt, kt, ut = self._project(tok)  # [N, K, H, *]
+        qe, ke, ue = (ops.expand_dims(z, 1) for z in self._project(items))  # [N, 1, H, *]
+        a_t = ops.sigmoid(ops.sum(qt * kt, -1) - ops.sum(qt * ke, -1))  # [N, K, H]
+        a_e = ops.sigmoid(ops.sum(qe * kt, -1) - ops.sum(qe * ke, -1))
+        base = ops.sum(ue, axis=2) + self.b_out  # [N, 1, d]
+
+        def attend(a):
+            return base + ops.einsum("nkh,nkho->nko", a, ut) - ops.sum(ops.expand_dims(a, -1) * ue, axis=2)
+
+        return self._head(tok + attend(a_t), ops.expand_dims(items, 1) + attend(a_e), training)
+
+    def call(self, tok, items, training=None):
+        return self.pairs(tok, items, training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "hidden_units": self.units if self.hidden else [],
+                "num_heads": self.num_heads, "epsilon": self.epsilon}
 
 
 class CodebookCallback(keras.callbacks.Callback):

@@ -1,3 +1,3 @@
-from .SparCode import SparCode
+from .SparCode import CrossScorer, SelfAttentionScorer, SparCode
 
-__all__ = ["SparCode"]
+__all__ = ["SparCode", "CrossScorer", "SelfAttentionScorer"]
