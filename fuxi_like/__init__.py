@@ -10,4 +10,11 @@ def run_expid(config_dir, expid, gpu=-1, **kwargs):
     return _run(config_dir, expid, gpu, **kwargs)
 
 
-__all__ = ["__version__", "run_expid"]
+def load_trained(config_dir, expid, model_dir=None, gpu=-1):
+    """Rebuild a trained expid's model and load its best weights; see `fuxi_like.runner.load_trained`."""
+    from .runner import load_trained as _load
+
+    return _load(config_dir, expid, model_dir=model_dir, gpu=gpu)
+
+
+__all__ = ["__version__", "run_expid", "load_trained"]

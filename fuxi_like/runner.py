@@ -165,6 +165,42 @@ def run_expid(config_dir, expid, gpu=-1, results_file=None, model_modules=None, 
             "model_path": str(model_path), "data_dir": data_dir, "run_hash": run_hash, "model": model}
 
 
+def load_trained(config_dir, expid, model_dir=None, gpu=-1):
+    """Rebuild `expid`'s model from its config and load the best weights a finished run saved
+    (`<model_root>/<dataset_id>/<expid>.weights.h5`), without training: for serving, indexing and
+    benchmarks. Returns a dict with `model`, `pipeline` (batch size from the config), `params`
+    and `feature_map`. A missing weights file is an error naming the path and the command that
+    writes it."""
+    config_dir = Path(config_dir).resolve()
+    raw = load_model_config(config_dir, expid)
+    modules = [load_model_module(Path(model_dir or config_dir.parent))]
+    model_cls = find_model_class(raw["model"], modules, f"{raw['config_file']}: {expid}.model")
+    params = validate_model_params(raw, model_cls)
+    weights = Path(resolve_path(params["model_root"], config_dir.parent)) / params["dataset_id"] / f"{expid}.weights.h5"
+    if not weights.is_file():
+        raise ConfigError(f"{raw['config_file']}: {expid}: no trained weights at {weights} "
+                          f"(train first: python run_expid.py --expid {expid})")
+    from .data.build_dataset import build_dataset, load_feature_map
+    from .data.tf_dataset import InputPipeline
+    from .training.trainer import build_for_training
+    from .utils import setup_device
+
+    setup_device(gpu)
+    data_dir = build_dataset(load_dataset_config(config_dir, params["dataset_id"]))
+    fmap = load_feature_map(data_dir).with_overrides(params["feature_specs"], params["use_features"],
+                                                     where=f"{params['config_file']}: {expid}")
+    augment = None
+    if hasattr(model_cls, "input_augment"):
+        augment = model_cls.input_augment(fmap, model_kwargs(params, model_cls))
+    pipeline = InputPipeline(fmap, params["batch_size"], seed=params["seed"], augment=augment)
+    model = model_cls(fmap, **model_kwargs(params, model_cls))
+    model.compile_from_params(params)
+    build_for_training(model, pipeline.dataset("train"))
+    model.load_weights(weights)
+    log.info("Loaded %s (%s) from %s", expid, params["model"], weights)
+    return {"model": model, "pipeline": pipeline, "params": params, "feature_map": fmap, "weights": str(weights)}
+
+
 def cli(argv=None, default_expid=None, default_config="./config/"):
     """The command line of every model folder's `run_expid.py`."""
     import argparse
@@ -198,4 +234,4 @@ def cli(argv=None, default_expid=None, default_config="./config/"):
     return 0
 
 
-__all__ = ["run_expid", "cli", "RUNNER_KEYS"]
+__all__ = ["run_expid", "load_trained", "cli", "RUNNER_KEYS"]

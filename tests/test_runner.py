@@ -18,7 +18,7 @@ def folder(tmp_path_factory):
            "epochs": 3, "learning_rate": 3e-3}
     exps = {"G": dict(exp, group_id="uid", metrics=["AUC", "logloss", "gAUC", "avgAUC", "NDCG@5", "MRR"],
                       monitor={"AUC": 1, "logloss": -1}),
-            "S": dict(exp, streaming=True)}
+            "S": dict(exp, streaming=True), "N": dict(exp)}  # N is never trained
     return make_model_folder(tmp, {"syn": ds}, exps)
 
 
@@ -37,10 +37,26 @@ def test_grouped_metrics_weighted_monitor_and_result_row(folder, tmp_path):
     assert json.loads(row["params"])["group_id"] == "uid"
     assert int(row["epochs_run"]) == len(hist) and float(row["seconds_per_epoch"]) > 0
 
+    # load_trained: the same model and best weights, without training: the same test metrics
+    from helpers import ROOT
+
+    loaded = fuxi_like.load_trained(folder, "G", model_dir=ROOT / "model_zoo" / "DeepFM")
+    again = loaded["model"].evaluate_split(loaded["pipeline"].dataset("test"), list(t), "uid")
+    for k, v in t.items():
+        assert again[k] == pytest.approx(v, abs=1e-5), k
+
 
 def test_streaming_training_learns(folder, tmp_path):
     out = fuxi_like.run_expid(folder, "S", results_file=str(tmp_path / "r.csv"), model_modules=[zoo_module("DeepFM")])
     assert out["test"]["AUC"] > 0.6
+
+
+def test_load_trained_without_weights_names_the_path(folder):
+    from fuxi_like.errors import ConfigError
+    from helpers import ROOT
+
+    with pytest.raises(ConfigError, match=r"N: no trained weights at .*N\.weights\.h5 \(train first"):
+        fuxi_like.load_trained(folder, "N", model_dir=ROOT / "model_zoo" / "DeepFM")
 
 
 def test_group_id_must_be_a_meta_feature(folder, tmp_path):

@@ -79,7 +79,7 @@ class CodeIndex:
         found = (self.codes[pos] == q) if len(self.codes) else np.zeros(len(q), bool)
         return q[~found]
 
-    def search(self, query_codes, k=10, exclude=None, chunk_cells=2 ** 26):
+    def search(self, query_codes, k=10, exclude=None, chunk_cells=2 ** 24):
         """query_codes [Q, K] -> (item ids [Q, k], scores [Q, k]); items with score 0 -> -1.
 
         `exclude` [Q, H] item ids (0 = padding) are removed before the top-k (seen items)."""
@@ -91,21 +91,21 @@ class CodeIndex:
         pos = np.searchsorted(self.codes, qc)
         pos = np.minimum(pos, max(len(self.codes) - 1, 0))
         found = (self.codes[pos] == qc) if len(self.codes) else np.zeros(qc.shape, bool)
-        lens = np.where(found, self.ptr[pos + 1] - self.ptr[pos], 0)
+        start = np.where(found, self.ptr[pos], 0)
+        end = np.where(found, self.ptr[pos + 1], 0)
+        items, scores = self.items, self.scores
         step = max(1, chunk_cells // max(self.num_items, 1))
         for a in range(0, nq, step):
             b = min(nq, a + step)
-            c = lens[a:b].reshape(-1)
-            tot = int(c.sum())
-            acc = np.zeros((b - a) * self.num_items, dtype=np.float64)
-            if tot:
-                rows = np.repeat(np.repeat(np.arange(b - a), qc.shape[1]), c)
-                starts = self.ptr[pos[a:b].reshape(-1)]
-                offs = np.arange(tot) - np.repeat(np.cumsum(c) - c, c)
-                src = np.repeat(starts, c) + offs
-                acc += np.bincount(rows * self.num_items + self.items[src], weights=self.scores[src],
-                                   minlength=len(acc))
-            acc = acc.reshape(b - a, self.num_items)
+            acc = np.zeros((b - a, self.num_items), dtype=np.float32)
+            # one posting list holds an item at most once, so a fancy-indexed += adds every entry;
+            # per query this touches only its K posting lists (about 10x faster than one bincount
+            # over the whole chunk, which needs per-entry row ids)
+            for r in range(b - a):
+                row = acc[r]
+                for s, e in zip(start[a + r].tolist(), end[a + r].tolist()):
+                    if e > s:
+                        row[items[s:e]] += scores[s:e]
             if exclude is not None:
                 ex = np.asarray(exclude[a:b])
                 r = np.repeat(np.arange(b - a), ex.shape[1])
