@@ -3,6 +3,9 @@
 
     python benchmark/run_sweep.py benchmark/sweeps/RAT_mltag_tuner.yaml --gpu -1   # (and the other models)
     python benchmark/rat_compare.py --dataset mltag --tail-fields item_id tag_id
+    python benchmark/rat_compare.py --dataset frappe --tail-fields user item --rule-keys \
+        --sweep DCNv2=benchmark/sweeps/DCNv2_frappe_seeds_tuner DeepFM=benchmark/sweeps/DeepFM_frappe_seeds_tuner \
+        --extra RAT=benchmark/results/rat_frappe_runs.csv
 
 For each model, the configuration with the best mean valid AUC over its seeds is reported with
 test AUC / logloss mean +- std over those seeds and seconds per epoch. The long-tail table
@@ -27,12 +30,23 @@ NAMES = {"RAT": "RAT (cascade)", "RAT_PA": "RAT_PA (parallel)", "RAT_CE": "RAT_C
          "RAT_JM": "RAT_JM (joint)", "DCNv2": "DCNv2", "DeepFM": "DeepFM"}
 
 
-def best_config(sweep_dir):
+NOT_CONFIG = ("seed", "expid", "model_root", "config_file", "verbose")  # not part of a configuration's identity
+
+
+def best_config(sweep_dir, dataset, extra=()):
+    """The rows of the configuration with the best mean valid AUC. `extra`: results CSVs of standalone
+    runs of the same model (e.g. a seed run with `run_expid.py` before the sweep), merged by config."""
     from fuxi_like.results import parse_metrics
 
     df = pd.read_csv(sweep_dir / "results.csv")
+    df["model_path"] = [str(sweep_dir / "checkpoints" / dataset / f"{e}.keras") for e in df["expid"]]
+    for csv in extra:
+        ex = pd.read_csv(csv)
+        ex["model_path"] = [str(ROOT / "model_zoo" / m / json.loads(p)["model_root"] / d / f"{e}.keras")
+                            for m, p, d, e in zip(ex["model"], ex["params"], ex["dataset_id"], ex["expid"])]
+        df = pd.concat([df, ex], ignore_index=True)
     df["params_d"] = df["params"].map(json.loads)
-    df["cfg"] = df["params_d"].map(lambda p: json.dumps({k: v for k, v in p.items() if k not in ("seed", "expid")},
+    df["cfg"] = df["params_d"].map(lambda p: json.dumps({k: v for k, v in p.items() if k not in NOT_CONFIG},
                                                         sort_keys=True))
     for split in ("valid", "test"):
         m = df[split].map(parse_metrics)
@@ -43,7 +57,7 @@ def best_config(sweep_dir):
     return rows
 
 
-def tail_auc(sweep_dir, rows, dataset, tail_fields, tail_max):
+def tail_auc(rows, tail_fields, tail_max):
     import keras
 
     from fuxi_like.data.tf_dataset import InputPipeline, load_split
@@ -54,7 +68,7 @@ def tail_auc(sweep_dir, rows, dataset, tail_fields, tail_max):
     for _, r in rows.iterrows():
         model_name = r["model"]
         load_model_module(ROOT / "model_zoo" / model_name)
-        model = keras.saving.load_model(sweep_dir / "checkpoints" / dataset / f"{r['expid']}.keras", compile=False)
+        model = keras.saving.load_model(r["model_path"], compile=False)
         fmap = model.feature_map
         aug = None
         if hasattr(type(model), "input_augment"):
@@ -99,6 +113,10 @@ def main():
     ap.add_argument("--tail-fields", nargs="*", default=["item_id", "tag_id"])
     ap.add_argument("--tail-max", type=int, default=5)
     ap.add_argument("--paper", default="")
+    ap.add_argument("--sweep", nargs="*", default=[], metavar="MODEL=DIR",
+                    help="a model's sweep directory, if not benchmark/sweeps/<MODEL>_<dataset>_tuner")
+    ap.add_argument("--extra", nargs="*", default=[], metavar="MODEL=CSV",
+                    help="results CSV of standalone runs merged into MODEL's sweep rows (same config = same group)")
     ap.add_argument("--rule-keys", nargs="*", default=["user_id", "item_id"],
                     help="key fields of the neighbour-label diagnostic (empty: skip it)")
     args = ap.parse_args()
@@ -110,12 +128,17 @@ def main():
              "| model | embedding L2 | test AUC | test logloss | valid AUC | s/epoch | seeds |",
              "|---|---|---|---|---|---|---|"]
     best = {}
+    sweeps = dict(kv.split("=", 1) for kv in args.sweep)
+    extra = {}
+    for kv in args.extra:
+        m, csv = kv.split("=", 1)
+        extra.setdefault(m, []).append(ROOT / csv)
     for m in args.models:
-        d = ROOT / "benchmark" / "sweeps" / f"{m}_{args.dataset}_tuner"
+        d = ROOT / sweeps[m] if m in sweeps else ROOT / "benchmark" / "sweeps" / f"{m}_{args.dataset}_tuner"
         if not (d / "results.csv").is_file():
             lines.append(f"| {NAMES.get(m, m)} | not run | | | | | |")
             continue
-        rows = best_config(d)
+        rows = best_config(d, args.dataset, extra.get(m, ()))
         best[m] = (d, rows)
         reg = rows["params_d"].iloc[0].get("embedding_regularizer")
         lines.append(f"| {NAMES.get(m, m)} | {reg} | {rows['test_AUC'].mean():.4f} ± {rows['test_AUC'].std(ddof=0):.4f} | "
@@ -137,7 +160,7 @@ def main():
                   "| model | all | " + " | ".join(f"rare {f} (share)" for f in args.tail_fields) + " |",
                   "|---|---|" + "---|" * len(args.tail_fields)]
         for m in ("RAT", "DCNv2"):
-            t = tail_auc(*best[m], args.dataset, args.tail_fields, args.tail_max)
+            t = tail_auc(best[m][1], args.tail_fields, args.tail_max)
             lines.append(f"| {NAMES[m]} | {t['all'][0]:.4f} ± {t['all'][1]:.4f} | " + " | ".join(
                 f"{t['rare ' + f][0]:.4f} ± {t['rare ' + f][1]:.4f} ({t['rare ' + f + ' share'][0]:.2f})"
                 for f in args.tail_fields) + " |")
