@@ -3,7 +3,7 @@
 
     python benchmark/sparcode_compare.py --dataset ml       # or beauty
 
-Trains (or resumes) `SparCode_<dataset>` (model_zoo/SparCode) and `SASRec_<dataset>_rows`
+Trains (or resumes, or reuses when finished) `SparCode_<dataset>` (model_zoo/SparCode) and `SASRec_<dataset>_rows`
 (model_zoo/SASRec: the same rows, encoder size, negatives and batch), then on the test users:
 - SparCode through its code index over all N^M codes (`sparsity: positive`, exact), through
   brute force (the same scores item by item) and all-to-all (unquantized tokens);
@@ -27,9 +27,21 @@ METRICS = ["Recall@50", "NDCG@50", "Recall@10", "NDCG@10"]
 
 
 def train(model, expid):
-    from fuxi_like.runner import run_expid
+    """Train `expid`, or reuse it when the model folder's results.csv records a finished run with
+    the same params and data (its best weights are loaded; nothing is retrained)."""
+    from fuxi_like.errors import ConfigError
+    from fuxi_like.runner import load_trained, run_expid
 
     folder = ROOT / "model_zoo" / model
+    try:
+        loaded = load_trained(folder / "config", expid, model_dir=folder)
+    except ConfigError:
+        loaded = None
+    if loaded is not None and loaded["finished"] is not None:
+        row = loaded["finished"]
+        print(f"reusing finished run {expid} ({row['time']}, params_hash {row['params_hash']})", flush=True)
+        return {"model": loaded["model"], "state": {"best_epoch": int(row["best_epoch"]),
+                                                    "history": [None] * int(row["epochs_run"])}}
     return run_expid(folder / "config", expid, model_dir=folder)
 
 

@@ -55,6 +55,12 @@ def model_kwargs(params, model_cls):
     return {k: v for k, v in params.items() if k in keys}
 
 
+def experiment_hash(params, fmap):
+    """What identifies a run: its hashed params and the processed data's fingerprint (a resume
+    snapshot or a finished result counts only for the same hash)."""
+    return stable_hash({"params": {k: v for k, v in params.items() if k not in NOT_HASHED}, "data": fmap.fingerprint})
+
+
 def run_expid(config_dir, expid, gpu=-1, results_file=None, model_modules=None, rebuild_dataset=False,
               model_dir=None):
     """Run one experiment end to end; return a dict with valid/test metrics.
@@ -115,8 +121,7 @@ def run_expid(config_dir, expid, gpu=-1, results_file=None, model_modules=None, 
     pipeline = InputPipeline(fmap, params["batch_size"], seed=params["seed"], streaming=params["streaming"],
                              shard=(dist["num_workers"], dist["worker_index"]) if dist["num_workers"] > 1 else None,
                              augment=augment)
-    run_hash = stable_hash({"params": {k: v for k, v in params.items() if k not in NOT_HASHED},
-                            "data": fmap.fingerprint})
+    run_hash = experiment_hash(params, fmap)
     with strategy.scope() if strategy else contextlib.nullcontext():
         model = model_cls(fmap, **model_kwargs(params, model_cls))
         model.compile_from_params(params)
@@ -168,8 +173,10 @@ def run_expid(config_dir, expid, gpu=-1, results_file=None, model_modules=None, 
 def load_trained(config_dir, expid, model_dir=None, gpu=-1):
     """Rebuild `expid`'s model from its config and load the best weights a finished run saved
     (`<model_root>/<dataset_id>/<expid>.weights.h5`), without training: for serving, indexing and
-    benchmarks. Returns a dict with `model`, `pipeline` (batch size from the config), `params`
-    and `feature_map`. A missing weights file is an error naming the path and the command that
+    benchmarks. Returns a dict with `model`, `pipeline` (batch size from the config), `params`,
+    `feature_map`, `run_hash` and `finished`: the model folder's results.csv row of a finished run
+    with these very params and data (None if the weights may come from another config or an
+    unfinished run). A missing weights file is an error naming the path and the command that
     writes it."""
     config_dir = Path(config_dir).resolve()
     raw = load_model_config(config_dir, expid)
@@ -197,8 +204,17 @@ def load_trained(config_dir, expid, model_dir=None, gpu=-1):
     model.compile_from_params(params)
     build_for_training(model, pipeline.dataset("train"))
     model.load_weights(weights)
+    run_hash = experiment_hash(params, fmap)
+    finished = None
+    results = config_dir.parent / "results.csv"
+    if results.is_file() and not (weights.parent / f"{expid}.resume").exists():
+        from .results import read_results
+
+        rows = [r for r in read_results(results) if r.get("expid") == expid and r.get("params_hash") == run_hash[:16]]
+        finished = rows[-1] if rows else None
     log.info("Loaded %s (%s) from %s", expid, params["model"], weights)
-    return {"model": model, "pipeline": pipeline, "params": params, "feature_map": fmap, "weights": str(weights)}
+    return {"model": model, "pipeline": pipeline, "params": params, "feature_map": fmap, "weights": str(weights),
+            "run_hash": run_hash, "finished": finished}
 
 
 def cli(argv=None, default_expid=None, default_config="./config/"):

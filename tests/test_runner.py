@@ -44,6 +44,10 @@ def test_grouped_metrics_weighted_monitor_and_result_row(folder, tmp_path):
     again = loaded["model"].evaluate_split(loaded["pipeline"].dataset("test"), list(t), "uid")
     for k, v in t.items():
         assert again[k] == pytest.approx(v, abs=1e-5), k
+    assert loaded["finished"] is None  # the row went to another results file than the folder's
+    (folder.parent / "results.csv").write_text(res.read_text())
+    loaded = fuxi_like.load_trained(folder, "G", model_dir=ROOT / "model_zoo" / "DeepFM")
+    assert loaded["finished"]["params_hash"] == row["params_hash"] == loaded["run_hash"][:16]
 
 
 def test_streaming_training_learns(folder, tmp_path):
