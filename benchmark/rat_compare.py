@@ -48,6 +48,14 @@ def best_config(sweep_dir, dataset, extra=()):
     df["params_d"] = df["params"].map(json.loads)
     df["cfg"] = df["params_d"].map(lambda p: json.dumps({k: v for k, v in p.items() if k not in NOT_CONFIG},
                                                         sort_keys=True))
+    n_sweep = len(df) - sum(len(pd.read_csv(c)) for c in extra)
+    sweep_cfgs = set(df["cfg"].iloc[:n_sweep])
+    for i in range(n_sweep, len(df)):  # a standalone run that matches no sweep config stays its own group
+        if df["cfg"].iloc[i] not in sweep_cfgs and n_sweep:
+            mine, ref = df["params_d"].iloc[i], df["params_d"].iloc[0]
+            diff = sorted(k for k in set(mine) | set(ref) if k not in NOT_CONFIG and mine.get(k) != ref.get(k))
+            print(f"warning: extra run {df['expid'].iloc[i]} matches no configuration of {sweep_dir.name} "
+                  f"(differs from its first trial in {diff})", file=sys.stderr)
     for split in ("valid", "test"):
         m = df[split].map(parse_metrics)
         df[f"{split}_AUC"] = m.map(lambda d: d["AUC"])
