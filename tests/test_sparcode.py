@@ -95,10 +95,10 @@ def test_product_quantizer_pieces():
     assert isinstance(keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(pq)), ProductQuantizer)
 
 
-def test_self_attention_scorer_is_multi_head_attention_over_the_pair():
-    """`scorer: sa` computes, without materialising the pairs, LN([t, e] + MHA([t, e])) read out by
-    an MLP: checked against keras.layers.MultiHeadAttention on the stacked pairs, for all pairs
-    and for one item per row."""
+def test_scorers_equal_their_plain_definitions():
+    """Both scorers are computed without materialising the pairs. `sa`: LN([t, e] + MHA([t, e]))
+    read out by an MLP, checked against keras.layers.MultiHeadAttention on the stacked pairs;
+    `dnn`: the MLP on [t; e; t*e]; each for all pairs and for one item per row."""
     import keras
 
     SelfAttentionScorer = zoo_module("SparCode").SelfAttentionScorer
@@ -122,6 +122,18 @@ def test_self_attention_scorer_is_multi_head_attention_over_the_pair():
     rows = np.asarray(sa.rows(tok, items[:n]))  # row i scored against item i
     np.testing.assert_allclose(rows, want[np.arange(n), :, np.arange(n)], rtol=1e-4, atol=1e-4)
     assert np.std(got) > 0.1  # not a constant function
+
+    # the MLP scorer: pairs (matmul form) equals the MLP on [t; e; t*e] stacked per pair, and rows agree
+    cross = zoo_module("SparCode").CrossScorer([16, 4])
+    cross.build((None, d))
+    for w in cross.weights:
+        w.assign(rng.normal(scale=0.5, size=w.shape).astype("float32"))
+    t_b, e_b = np.repeat(tok[:, :, None], c, 2), np.broadcast_to(items, (n, k, c, d))
+    h = np.asarray(cross.w_t(t_b) + cross.w_e(e_b) + cross.w_p(t_b * e_b))
+    want = np.asarray(cross.rest(np.maximum(h, 0)))[..., 0]
+    np.testing.assert_allclose(np.asarray(cross.pairs(tok, items)), want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(cross.rows(tok, items[:n])), want[np.arange(n), :, np.arange(n)],
+                               rtol=1e-4, atol=1e-4)
 
 
 def test_code_index_search_equals_dense_sum(tmp_path):
