@@ -60,6 +60,23 @@ def median_ms(times):
     return float(np.median(times)) * 1e3
 
 
+def latency(xs, encode, search, warmup=5):
+    """One query at a time: median ms of encode, of search and of both. The first `warmup` queries
+    (repeated at the end) compile the encoder and are not timed."""
+    enc_t, search_t, tot_t = [], [], []
+    for i, x in enumerate(xs[:warmup] + xs):
+        t0 = time.perf_counter()
+        q = encode(x)
+        t1 = time.perf_counter()
+        search(q, x)
+        t2 = time.perf_counter()
+        if i >= warmup:
+            enc_t.append(t1 - t0)
+            search_t.append(t2 - t1)
+            tot_t.append(t2 - t0)
+    return median_ms(enc_t), median_ms(search_t), median_ms(tot_t)
+
+
 def recall50(ranked, target):
     from fuxi_like.retrieval.evaluation import metrics_from_ranks, target_ranks
 
@@ -80,8 +97,12 @@ def main(argv=None):
     from fuxi_like.data.tf_dataset import InputPipeline
     from fuxi_like.retrieval.index import make_index
 
-    sc = load("SparCode", f"SparCode_{a.dataset}")["model"]
-    tt = load("SASRec", f"SASRec_{a.dataset}_rows")["model"]
+    sc_run, tt_run = load("SparCode", f"SparCode_{a.dataset}"), load("SASRec", f"SASRec_{a.dataset}_rows")
+    sc, tt = sc_run["model"], tt_run["model"]
+    provenance = " ".join(
+        f"`{r['params']['expid']}`: " + (f"finished run of {r['finished']['time']} (best epoch {r['finished']['best_epoch']})."
+                                         if r["finished"] else "weights not from a finished run of the current config.")
+        for r in (sc_run, tt_run))
     rows, lat = {}, {}
 
     # ------------------------------------------------------------ SparCode
@@ -101,18 +122,8 @@ def main(argv=None):
     xs = [x for x, _ in InputPipeline(sc.feature_map, 1).dataset("test").take(a.latency_queries)]
     sc_encode = tf.function(lambda x: sc.quantizer.codes(sc.tokens(x, training=False)), reduce_retracing=True)
     for name, idx, _, _ in variants:
-        enc_t, search_t, tot_t = [], [], []
-        for i, x in enumerate(xs + xs[:5]):  # the first 5 warm the compiled encoder up, not timed
-            t0 = time.perf_counter()
-            c = np.asarray(sc_encode(x))
-            t1 = time.perf_counter()
-            idx.search(c, 50, exclude=np.asarray(x[sc.history_field]))
-            t2 = time.perf_counter()
-            if i >= 5:
-                enc_t.append(t1 - t0)
-                search_t.append(t2 - t1)
-                tot_t.append(t2 - t0)
-        lat[name] = (median_ms(enc_t), median_ms(search_t), median_ms(tot_t))
+        lat[name] = latency(xs, lambda x: np.asarray(sc_encode(x)),
+                            lambda c, x, idx=idx: idx.search(c, 50, exclude=np.asarray(x[sc.history_field])))
 
     # ------------------------------------------------------------ two-tower
     tdata = tt.embed_queries(InputPipeline(tt.feature_map, 1024).dataset("test"))
@@ -126,18 +137,8 @@ def main(argv=None):
         (ranked, _), qs = best_time(lambda idx=idx: tt.retrieve(tdata["query"], idx, 50, tdata.get("history")), a.repeats)
         rows[name] = dict(recall=recall50(ranked, tdata["target"]), build_s=tb, peak_mb=tpeak,
                           size_mb=idx.memory_bytes() / 2 ** 20, entries=None, qps=len(tdata["query"]) / qs)
-        enc_t, search_t, tot_t = [], [], []
-        for i, x in enumerate(txs + txs[:5]):
-            t0 = time.perf_counter()
-            q = np.asarray(tt_encode(x))
-            t1 = time.perf_counter()
-            tt.retrieve(q, idx, 50, np.asarray(x[tt.history_field]))
-            t2 = time.perf_counter()
-            if i >= 5:
-                enc_t.append(t1 - t0)
-                search_t.append(t2 - t1)
-                tot_t.append(t2 - t0)
-        lat[name] = (median_ms(enc_t), median_ms(search_t), median_ms(tot_t))
+        lat[name] = latency(txs, lambda x: np.asarray(tt_encode(x)),
+                            lambda q, x, idx=idx: tt.retrieve(q, idx, 50, np.asarray(x[tt.history_field])))
 
     # ------------------------------------------------------------ report
     ref = rows["two-tower SASRec + ScaNN"]["qps"]
@@ -153,7 +154,7 @@ def main(argv=None):
              f"{sc.num_items - 1:,} items, history removed. Build peak = peak NumPy/Python allocations during the "
              "build (tracemalloc; TF's scoring buffers not included). Batched QPS: all test queries at once, "
              f"search only, best of {a.repeats}. Latency: one query at a time, median of {len(xs)}; the query "
-             "encoder is compiled (tf.function) for both.", "",
+             "encoder is compiled (tf.function) for both. Weights: " + provenance, "",
              "| method | Recall@50 | build s | build peak MiB | index MiB | entries | batched QPS | x ScaNN | "
              "encode ms | search ms | latency ms | x ScaNN |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]

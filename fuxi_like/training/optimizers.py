@@ -4,7 +4,8 @@
 applied by TF's fused `ResourceApplyAdam` kernel (one pass over the weight and its two
 moments) instead of Keras's five separate element-wise updates. Same formula, same
 variables (checkpoints and resume snapshots are interchangeable with Keras's Adam);
-on a 5.6M-float embedding table the update is ~8x cheaper. Under a `tf.distribute`
+on a 5.6M-float embedding table the update is ~7x cheaper
+(`python benchmark/micro_ab.py adam-table`; `adam-deepfm` for a whole DeepFM step). Under a `tf.distribute`
 strategy, with amsgrad, for row-slice gradients and on other backends it is Keras's Adam.
 
 `LazyAdam` is Adam, except that a gradient arriving as row slices (an embedding
