@@ -4,7 +4,7 @@
     python benchmark/micro_ab.py adam-table       # Keras Adam vs fuxi_like's fused Adam on a 5.6M-float table
     python benchmark/micro_ab.py adam-deepfm      # DeepFM training step on the 1M-row Criteo-like set, both Adams
     python benchmark/micro_ab.py sparcode-pairs   # SparCode MLP scorer over 512 x 4 tokens x 200 items, fwd + bwd:
-                                                  # W_p(t * e) stacked per pair vs e @ (diag(t) W_p) per token
+                                                  # W_p(t * e) stacked per pair (kept) vs e @ (diag(t) W_p) per token
 
 Prints the median and every round (ms). Alternating rounds in one process cancels slow drift of a
 shared machine, not contention: run it alone for numbers worth quoting.
@@ -97,12 +97,15 @@ def sparcode_pairs():
     sc = CrossScorer([64, 32])
     sc.build((None, d))
 
-    def plain(t, e):
-        h = (ops.expand_dims(sc.w_t(t), 2) + sc.w_e(e)[None, None] + sc.w_p(ops.expand_dims(t, 2) * e[None, None]))
-        return sc._head(h, None)
+    def per_token_matmul(t, e):  # the alternative: W_p (t * e) = e @ (diag(t) W_p), one matmul per token
+        wp = sc.w_p.kernel
+        scaled = ops.reshape(ops.expand_dims(t, -1) * wp, (-1, d, wp.shape[-1]))
+        prod = ops.reshape(ops.matmul(e[None], scaled), (n, k, -1, wp.shape[-1]))
+        return sc._head(ops.expand_dims(sc.w_t(t), 2) + sc.w_e(e)[None, None] + prod, None)
 
     fns = {}
-    for name, fn in (("stacked products", plain), ("per-token matmul", lambda t, e: sc.pairs(t, e))):
+    for name, fn in (("stacked products (CrossScorer.pairs)", lambda t, e: sc.pairs(t, e)),
+                     ("per-token matmul", per_token_matmul)):
         @tf.function
         def step(fn=fn):
             with tf.GradientTape() as tape:

@@ -123,7 +123,8 @@ def test_scorers_equal_their_plain_definitions():
     np.testing.assert_allclose(rows, want[np.arange(n), :, np.arange(n)], rtol=1e-4, atol=1e-4)
     assert np.std(got) > 0.1  # not a constant function
 
-    # the MLP scorer: pairs (matmul form) equals the MLP on [t; e; t*e] stacked per pair, and rows agree
+    # the MLP scorer: pairs (first layer split into token, item and product parts) equals the MLP on
+    # [t; e; t*e] stacked per pair, and rows agree
     cross = zoo_module("SparCode").CrossScorer([16, 4])
     cross.build((None, d))
     for w in cross.weights:
