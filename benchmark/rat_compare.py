@@ -114,6 +114,13 @@ def neighbour_rule_auc(fmap, fields, key_fields, k=5, num_folds=10):
     return out
 
 
+def model_eq(text):
+    """'MODEL=PATH' -> (MODEL, PATH), for argparse."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected MODEL=PATH, got {text!r}")
+    return tuple(text.split("=", 1))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="mltag")
@@ -121,9 +128,9 @@ def main():
     ap.add_argument("--tail-fields", nargs="*", default=["item_id", "tag_id"])
     ap.add_argument("--tail-max", type=int, default=5)
     ap.add_argument("--paper", default="")
-    ap.add_argument("--sweep", nargs="*", default=[], metavar="MODEL=DIR",
+    ap.add_argument("--sweep", nargs="*", default=[], metavar="MODEL=DIR", type=model_eq,
                     help="a model's sweep directory, if not benchmark/sweeps/<MODEL>_<dataset>_tuner")
-    ap.add_argument("--extra", nargs="*", default=[], metavar="MODEL=CSV",
+    ap.add_argument("--extra", nargs="*", default=[], metavar="MODEL=CSV", type=model_eq,
                     help="results CSV of standalone runs merged into MODEL's sweep rows (same config = same group)")
     ap.add_argument("--rule-keys", nargs="*", default=["user_id", "item_id"],
                     help="key fields of the neighbour-label diagnostic (empty: skip it)")
@@ -136,10 +143,11 @@ def main():
              "| model | embedding L2 | test AUC | test logloss | valid AUC | s/epoch | seeds |",
              "|---|---|---|---|---|---|---|"]
     best = {}
-    sweeps = dict(kv.split("=", 1) for kv in args.sweep)
+    sweeps = dict(args.sweep)
     extra = {}
-    for kv in args.extra:
-        m, csv = kv.split("=", 1)
+    for m, csv in args.extra:
+        if not (ROOT / csv).is_file():
+            ap.error(f"--extra {m}={csv}: no such results CSV")
         extra.setdefault(m, []).append(ROOT / csv)
     for m in args.models:
         d = ROOT / sweeps[m] if m in sweeps else ROOT / "benchmark" / "sweeps" / f"{m}_{args.dataset}_tuner"
