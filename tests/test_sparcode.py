@@ -167,3 +167,18 @@ def test_code_index_search_equals_dense_sum(tmp_path):
         np.testing.assert_allclose(np.where(got_i >= 0, picked, 0), got_s, rtol=1e-6)
         assert ((got_i == -1) == (got_s == 0)).all()
 
+
+
+def test_bad_scorer_settings_are_config_errors(tmp_path):
+    from fuxi_like.errors import ConfigError
+    from fuxi_like.runner import run_expid
+
+    base = {"model": "SparCode", "dataset_id": "syn", "embedding_dim": 16, "num_tokens": 2, "epochs": 1}
+    exps = {"heads": dict(base, scorer="sa", scorer_heads=3), "zero": dict(base, scorer="sa", scorer_heads=0),
+            "name": dict(base, scorer="mlp")}
+    cfg = make_model_folder(tmp_path, {"syn": seq_dataset(tmp_path, "syn", n_users=50, n_items=30)}, exps,
+                            base=dict(BASE, metrics=["Recall@50"], monitor="Recall@50"), name="sc")
+    for expid, msg in (("heads", "scorer_heads must be a positive integer dividing embedding_dim \\(16\\), got 3"),
+                       ("zero", "got 0"), ("name", "scorer must be one of")):
+        with pytest.raises(ConfigError, match=msg):
+            run_expid(cfg, expid, model_dir=ROOT / "model_zoo" / "SparCode")

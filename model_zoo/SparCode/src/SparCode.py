@@ -54,8 +54,9 @@ class SparCode(RetrievalModel):
                                              initializer=keras.initializers.RandomNormal(stddev=0.1))
         self.token_proj = keras.layers.Dense(d, name="token_proj")
         self.quantizer = ProductQuantizer(num_subspaces, num_codewords, commitment_beta, name="pq")
-        if scorer == "sa" and d % int(scorer_heads):
-            raise ConfigError(f"SparCode: scorer_heads ({scorer_heads}) must divide embedding_dim ({d})")
+        if scorer == "sa" and (not isinstance(scorer_heads, int) or scorer_heads < 1 or d % scorer_heads):
+            raise ConfigError(f"SparCode: scorer_heads must be a positive integer dividing embedding_dim ({d}), "
+                              f"got {scorer_heads!r}")
         self.scorer = (CrossScorer(scorer_hidden_units, name="scorer") if scorer == "dnn"
                        else SelfAttentionScorer(scorer_hidden_units, int(scorer_heads), name="scorer"))
         self.scorer.build((None, d))
