@@ -176,4 +176,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from fuxi_like.errors import ConfigError
+
+    try:
+        main()
+    except ConfigError as e:  # e.g. a model not trained yet: the message names the weights path and the command
+        sys.exit(f"Config error: {e}")
