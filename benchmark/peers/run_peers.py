@@ -159,6 +159,31 @@ def prep_only(args, fx_python):
     print("\n".join(lines))
 
 
+def run_pair(spec, args, fx_python, label):
+    """One repeat: sgemm, fuxi_like (Adam, optionally lazyadam), then FuxiCTR, each preprocessing from scratch.
+    Each of our runs carries the sgemm GFLOP/s measured just before it (its roofline denominator)."""
+    import shutil
+
+    for stale in ("fuxictr_data", "ours_data"):  # both sides preprocess from scratch
+        shutil.rmtree(Path(spec["work_dir"]) / stale / spec["dataset_id"], ignore_errors=True)
+    shutil.rmtree(Path(spec["work_dir"]) / "ours_data" / (spec["dataset_id"] + "_lazy"), ignore_errors=True)
+    tf_env = {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    runs = []
+    for name, extra in [("fuxi_like", {})] + ([("fuxi_like, lazyadam", {"optimizer": "lazyadam",
+                                                   "dataset_id": spec["dataset_id"] + "_lazy"})]
+                                              if args.lazyadam else []):
+        gflops = sgemm_gflops()
+        r = run_driver(sys.executable, Path(__file__).parent / "ours_driver.py", dict(spec, **extra), tf_env)
+        r["sgemm"] = gflops
+        print(label, name, r, flush=True)
+        runs.append((name, r))
+    fx = run_driver(fx_python, Path(__file__).parent / "fuxictr_driver.py", spec,
+                    {"CUDA_VISIBLE_DEVICES": "", "RAY_DISABLE_USAGE_STATS": "1"})
+    fx["sgemm"] = runs[0][1]["sgemm"]
+    print(label, "FuxiCTR", fx, flush=True)
+    return runs + [("FuxiCTR", fx)]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--rows", type=int, default=1_000_000)
@@ -168,18 +193,21 @@ def main():
     p.add_argument("--batch-size", type=int, default=HP["batch_size"])
     p.add_argument("--lazyadam", action="store_true",
                    help="also run fuxi_like with optimizer lazyadam (row-sparse embedding updates; FuxiCTR keeps Adam)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="run each pair this many times, alternating the frameworks (the VM's speed drifts by ~15%%)")
     p.add_argument("--out", default=str(ROOT / "benchmark/results/peers.md"))
     p.add_argument("--prep-only", action="store_true",
                    help="only time CSV -> processed data on both sides (writes peers_preprocessing.md)")
     args = p.parse_args()
+    if args.repeats < 1:
+        p.error(f"--repeats must be >= 1 (got {args.repeats})")
     WORK.mkdir(parents=True, exist_ok=True)
     fx_python = ensure_fuxictr()
     HP["batch_size"] = args.batch_size
     if args.prep_only:
         return prep_only(args, fx_python)
-    gflops = sgemm_gflops()
-    print(f"sgemm: {gflops:.1f} GFLOP/s", flush=True)
     rows = []
+    sgemms = []
     for ds_name, ds in datasets(args.datasets, args.rows).items():
         for model in args.models:
             spec = {"dataset_id": f"{ds_name}_{model}", "paths": ds["paths"], "numeric": ds["numeric"],
@@ -187,59 +215,60 @@ def main():
                     "model": model, "hparams": HP, "epochs": ds["epochs"], "seed": 2024,
                     "warmup_steps": args.warmup_steps, "work_dir": str(WORK / "runs")}
             Path(spec["work_dir"]).mkdir(parents=True, exist_ok=True)
-            import shutil
-
-            for stale in ("fuxictr_data", "ours_data"):  # both sides preprocess from scratch
-                shutil.rmtree(Path(spec["work_dir"]) / stale / spec["dataset_id"], ignore_errors=True)
-            ours = run_driver(sys.executable, Path(__file__).parent / "ours_driver.py", spec,
-                              {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
-            print(ds_name, model, "fuxi_like", ours, flush=True)
-            runs = [("fuxi_like", ours)]
-            if args.lazyadam:
-                lazy = run_driver(sys.executable, Path(__file__).parent / "ours_driver.py",
-                                  dict(spec, optimizer="lazyadam", dataset_id=spec["dataset_id"] + "_lazy"),
-                                  {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
-                print(ds_name, model, "fuxi_like lazyadam", lazy, flush=True)
-                runs.append(("fuxi_like, lazyadam", lazy))
-            fx = run_driver(fx_python, Path(__file__).parent / "fuxictr_driver.py", spec,
-                            {"CUDA_VISIBLE_DEVICES": "", "RAY_DISABLE_USAGE_STATS": "1"})
-            print(ds_name, model, "FuxiCTR", fx, flush=True)
             n_fields = len(ds["numeric"]) + len(ds["categorical"])
             fps = flops_per_sample(model, n_fields, HP)
-            rows.append((ds_name, model, ds, runs + [("FuxiCTR", fx)], fps))
-
+            for rep in range(args.repeats):
+                runs = run_pair(spec, args, fx_python, f"{ds_name} {model} [{rep + 1}/{args.repeats}]")
+                sgemms.append(runs[0][1]["sgemm"])
+                rows.append((ds_name, model, ds, runs, fps, rep))
     from fuxi_like.io_utils import atomic_write_text
 
     lines = ["# Peer comparison: fuxi_like vs FuxiCTR", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} cores, CPU only; measured sgemm (NumPy float32 2048^2): "
-             f"**{gflops:.1f} GFLOP/s**. Same CSV files, same feature types, same hyperparameters "
+             f"Machine: {platform.machine()}, {os.cpu_count()} cores, CPU only; measured sgemm (NumPy float32 2048^2, "
+             f"just before each of our runs): **{min(sgemms):.1f}-{max(sgemms):.1f} GFLOP/s**. Same CSV files, same "
+             f"feature types, same hyperparameters "
              f"(embedding {HP['embedding_dim']}, MLP {'x'.join(map(str, HP['hidden_units']))}, batch {HP['batch_size']}, "
              f"Adam lr {HP['learning_rate']}, no regularisation/dropout; DCNv2 parallel with {HP['num_cross_layers']} "
-             "cross layers), one after the other in this run. FuxiCTR: pip `fuxictr` 2.3.10, torch 2.13.0+cpu, "
+             "cross layers), one after the other in this run"
+             + (f", {args.repeats} times alternating (fuxi_like, FuxiCTR, fuxi_like, ...)" if args.repeats > 1 else "")
+             + ". FuxiCTR: pip `fuxictr` 2.3.10, torch 2.13.0+cpu, "
              "polars 1.x (its CSV reader needs it); its DeepFM/DCNv2 are assembled from its own layers "
              "(`benchmark/peers/fuxictr_driver.py`) since the pip package has no model zoo.",
              f"Command: `python benchmark/peers/run_peers.py --rows {args.rows} --datasets {' '.join(args.datasets)} "
-             f"--models {' '.join(args.models)} --batch-size {HP['batch_size']}{' --lazyadam' if args.lazyadam else ''}`",
+             f"--models {' '.join(args.models)} --batch-size {HP['batch_size']}{' --lazyadam' if args.lazyadam else ''}"
+             f"{f' --repeats {args.repeats}' if args.repeats > 1 else ''}`",
              "",
-             "| data | model | framework | preprocess s | train samples/s | peak private MB | test AUC | test logloss | roofline |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for ds_name, model, ds, runs, fps in rows:
+             "| data | model | framework | run | preprocess s | train samples/s | peak private MB | test AUC | test logloss | roofline |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for ds_name, model, ds, runs, fps, rep in rows:
         for name, r in runs:
-            roof = r["train_samples_per_s"] * fps / (gflops * 1e9)
-            lines.append(f"| {ds_name} ({ds['rows']:,} rows, {ds['epochs']} ep) | {model} | {name} | {r['prep_s']:.1f} | "
-                         f"{r['train_samples_per_s']:,.0f} | {r['peak_private_mb']:,.0f} | {r['test_AUC']:.4f} | "
-                         f"{r['test_logloss']:.4f} | {roof:.2f} |")
-    lines += ["", "Ratios (fuxi_like / FuxiCTR; targets: throughput >= 2, preprocessing speed-up >= 3, memory <= 0.5, "
-              "|AUC diff| <= 0.002, roofline >= 0.7):", "",
-              "| data | model | throughput x | preprocessing x | memory ratio | AUC diff | our roofline |",
-              "|---|---|---|---|---|---|---|"]
-    for ds_name, model, ds, runs, fps in rows:
+            roof = r["train_samples_per_s"] * fps / (r["sgemm"] * 1e9)
+            lines.append(f"| {ds_name} ({ds['rows']:,} rows, {ds['epochs']} ep) | {model} | {name} | {rep + 1} | "
+                         f"{r['prep_s']:.1f} | {r['train_samples_per_s']:,.0f} | {r['peak_private_mb']:,.0f} | "
+                         f"{r['test_AUC']:.4f} | {r['test_logloss']:.4f} | {roof:.2f} |")
+    lines += ["", "Ratios (fuxi_like / FuxiCTR within each run; targets: throughput >= 2, preprocessing speed-up >= 3, "
+              "memory <= 0.5, |AUC diff| <= 0.002, roofline >= 0.7)"
+              + ("; the median row is over the runs" if args.repeats > 1 else "") + ":", "",
+              "| data | model | run | throughput x | preprocessing x | memory ratio | AUC diff | our roofline |",
+              "|---|---|---|---|---|---|---|---|"]
+    import numpy as np
+
+    groups = {}
+    for ds_name, model, ds, runs, fps, rep in rows:
         fx = runs[-1][1]
         for name, ours in runs[:-1]:
-            lines.append(f"| {ds_name} | {model}{'' if name == 'fuxi_like' else ' (' + name.split(', ')[1] + ')'} | {ours['train_samples_per_s'] / fx['train_samples_per_s']:.2f} | "
-                         f"{fx['prep_s'] / ours['prep_s']:.2f} | {ours['peak_private_mb'] / fx['peak_private_mb']:.2f} | "
-                         f"{ours['test_AUC'] - fx['test_AUC']:+.4f} | "
-                         f"{ours['train_samples_per_s'] * fps / (gflops * 1e9):.2f} |")
+            label = model if name == "fuxi_like" else f"{model} ({name.split(', ')[1]})"
+            vals = (ours["train_samples_per_s"] / fx["train_samples_per_s"], fx["prep_s"] / ours["prep_s"],
+                    ours["peak_private_mb"] / fx["peak_private_mb"], ours["test_AUC"] - fx["test_AUC"],
+                    ours["train_samples_per_s"] * fps / (ours["sgemm"] * 1e9))
+            groups.setdefault((ds_name, label), []).append(vals)
+            lines.append(f"| {ds_name} | {label} | {rep + 1} | {vals[0]:.2f} | {vals[1]:.2f} | {vals[2]:.2f} | "
+                         f"{vals[3]:+.4f} | {vals[4]:.2f} |")
+    if args.repeats > 1:
+        for (ds_name, label), vals in groups.items():
+            med = np.median(np.array(vals), axis=0)
+            lines.append(f"| {ds_name} | {label} | **median** | **{med[0]:.2f}** | **{med[1]:.2f}** | **{med[2]:.2f}** | "
+                         f"**{med[3]:+.4f}** | **{med[4]:.2f}** |")
     lines.append("")
     atomic_write_text(args.out, "\n".join(lines))
     print("\n".join(lines))

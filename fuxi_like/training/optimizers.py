@@ -5,8 +5,11 @@ applied by TF's fused `ResourceApplyAdam` kernel (one pass over the weight and i
 moments) instead of Keras's five separate element-wise updates. Same formula, same
 variables (checkpoints and resume snapshots are interchangeable with Keras's Adam);
 on a 5.6M-float embedding table the update is ~7x cheaper
-(`python benchmark/micro_ab.py adam-table`; `adam-deepfm` for a whole DeepFM step). Under a `tf.distribute`
-strategy, with amsgrad, for row-slice gradients and on other backends it is Keras's Adam.
+(`python benchmark/micro_ab.py adam-table`; `adam-deepfm` for a whole DeepFM step). A row-slice
+gradient (an embedding lookup's) is clipped as slices (global norm from the deduplicated rows) and
+densified once, duplicates summed: Adam on the dense gradient, as PyTorch's Adam on a dense
+embedding gradient (Keras's Adam squares duplicate rows separately for the second moment).
+Under a `tf.distribute` strategy, with amsgrad and on other backends it is Keras's Adam.
 
 `LazyAdam` is Adam, except that a gradient arriving as row slices (an embedding
 lookup's gradient on the TensorFlow backend, when the table has no regularizer)
@@ -45,17 +48,49 @@ def _handle(variable):
 
 @keras.saving.register_keras_serializable(package="fuxi_like")
 class Adam(keras.optimizers.Adam):
-    def _fused(self, gradient):
+    def _fusable(self):
+        """Whether dense gradients go through the fused kernel (TF backend, no amsgrad, no strategy)."""
         if keras.backend.backend() != "tensorflow" or self.amsgrad:
             return False
         import tensorflow as tf
 
-        return not isinstance(gradient, tf.IndexedSlices) and not tf.distribute.has_strategy()
+        return not tf.distribute.has_strategy()
+
+    def _fused(self, gradient):
+        import tensorflow as tf
+
+        return self._fusable() and not isinstance(gradient, tf.IndexedSlices)
+
+    def _clip_gradients(self, grads):
+        """Global-norm clipping that keeps row-slice gradients sparse. Keras's own
+        `clip_by_global_norm` densifies them twice (for the norm and for the scaling) and
+        scales the whole table; here the norm comes from the deduplicated rows and only
+        those are scaled (LazyAdam then updates just those rows; Adam densifies once)."""
+        if keras.backend.backend() != "tensorflow" or not (self.global_clipnorm and self.global_clipnorm > 0) \
+                or self.clipnorm or self.clipvalue:
+            return super()._clip_gradients(grads)
+        import tensorflow as tf
+
+        if not any(isinstance(g, tf.IndexedSlices) for g in grads):
+            return super()._clip_gradients(grads)
+        grads = [_dedupe(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+        parts = [g.values if isinstance(g, tf.IndexedSlices) else g for g in grads if g is not None]
+        norm = ops.sqrt(ops.sum(ops.stack([ops.sum(ops.square(p)) for p in parts])))
+        clip = self.global_clipnorm
+        scale = clip * ops.minimum(1.0 / norm, 1.0 / clip) + (norm - norm)  # NaN/inf norms give NaN, as in Keras
+        return [None if g is None else
+                tf.IndexedSlices(g.values * ops.cast(scale, g.values.dtype), g.indices, g.dense_shape)
+                if isinstance(g, tf.IndexedSlices) else g * ops.cast(scale, g.dtype) for g in grads]
 
     def update_step(self, gradient, variable, learning_rate):
-        if not self._fused(gradient):
+        if not self._fusable():
             return super().update_step(gradient, variable, learning_rate)
         import tensorflow as tf
+
+        if isinstance(gradient, tf.IndexedSlices):
+            # row slices (an embedding lookup's gradient): Adam on the summed dense gradient,
+            # densified once (duplicate ids summed) and applied by the fused kernel
+            gradient = tf.convert_to_tensor(gradient)
 
         dtype = variable.dtype
         step = ops.cast(self.iterations + 1, dtype)
@@ -74,26 +109,6 @@ class LazyAdam(Adam):
         if kwargs.get("amsgrad"):
             raise ConfigError("optimizer lazyadam does not support amsgrad")
         super().__init__(*args, **kwargs)
-
-    def _clip_gradients(self, grads):
-        """Global-norm clipping that keeps row-slice gradients sparse (Keras's own
-        `clip_by_global_norm` multiplies them by a tensor, which densifies them and
-        would turn every step into a whole-table update)."""
-        if keras.backend.backend() != "tensorflow" or not (self.global_clipnorm and self.global_clipnorm > 0) \
-                or self.clipnorm or self.clipvalue:
-            return super()._clip_gradients(grads)
-        import tensorflow as tf
-
-        if not any(isinstance(g, tf.IndexedSlices) for g in grads):
-            return super()._clip_gradients(grads)
-        grads = [_dedupe(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
-        parts = [g.values if isinstance(g, tf.IndexedSlices) else g for g in grads if g is not None]
-        norm = ops.sqrt(ops.sum(ops.stack([ops.sum(ops.square(p)) for p in parts])))
-        clip = self.global_clipnorm
-        scale = clip * ops.minimum(1.0 / norm, 1.0 / clip) + (norm - norm)  # NaN/inf norms give NaN, as in Keras
-        return [None if g is None else
-                tf.IndexedSlices(g.values * ops.cast(scale, g.values.dtype), g.indices, g.dense_shape)
-                if isinstance(g, tf.IndexedSlices) else g * ops.cast(scale, g.dtype) for g in grads]
 
     def update_step(self, gradient, variable, learning_rate):
         if keras.backend.backend() != "tensorflow":
