@@ -87,7 +87,7 @@ def main(argv=None):
     data = sc.embed_queries(InputPipeline(sc.feature_map, 1024).dataset("test"))
     hist, target = data["history"], data["target"]
     n_codes = sc.quantizer.n ** sc.quantizer.m
-    index, build_s = timed(sc.build_code_index, np.arange(n_codes))
+    index, build_s = timed(sc.build_code_index, np.arange(n_codes), verbose=1)
     (ranked, _), search_s = timed(index.search, data["codes"], 50, exclude=hist)
     pipe1 = InputPipeline(sc.feature_map, 1)
     xs = [x for x, _ in pipe1.dataset("test").take(a.latency_queries)]
@@ -103,9 +103,9 @@ def main(argv=None):
     rows["SparCode (code index, exact)"] = dict(
         metrics(ranked, target), build_s=build_s, size_mb=index.memory_bytes() / 2 ** 20,
         entries=len(index.items), qps=len(ranked) / search_s, latency_ms=single_query_latency(sc_one, len(xs)))
-    (bf, _), bf_s = timed(sc.brute_force, data["query"], 50, hist)
+    (bf, _), bf_s = timed(sc.brute_force, data["query"], 50, hist, verbose=1)
     rows["SparCode (brute force, same scores)"] = dict(metrics(bf, target), qps=len(bf) / bf_s)
-    (a2a, _), a2a_s = timed(sc.brute_force, data["raw"], 50, hist)
+    (a2a, _), a2a_s = timed(sc.brute_force, data["raw"], 50, hist, verbose=1)
     rows["all-to-all (unquantized tokens, brute force)"] = dict(metrics(a2a, target), qps=len(a2a) / a2a_s)
 
     sizes, recalls, ndcgs = [], [], []

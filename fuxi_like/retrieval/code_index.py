@@ -35,12 +35,20 @@ class CodeIndex:
         self.items = np.zeros(0, dtype=np.int64)
         self.scores = np.zeros(0, dtype=np.float32)
 
-    def build(self, codes, score_fn, batch_codes=64):
-        """codes: unique int64 code ids; score_fn(code_batch) -> [b, num_items] non-negative scores."""
+    def build(self, codes, score_fn, batch_codes=64, verbose=0):
+        """codes: unique int64 code ids; score_fn(code_batch) -> [b, num_items] non-negative scores.
+        verbose: a progress bar over the codes."""
         codes = np.unique(np.asarray(codes, dtype=np.int64))
         items, scores, lens = [], [], []
+        bar = None
+        if verbose:
+            import keras
+
+            bar = keras.utils.Progbar(len(codes), unit_name="code")
         for s in range(0, len(codes), batch_codes):
             mat = np.asarray(score_fn(codes[s:s + batch_codes]), dtype=np.float32)
+            if bar is not None:
+                bar.add(len(mat))
             for row in mat:
                 if self.sparsity == "topk" and self.rho < len(row):
                     keep = np.argpartition(-row, self.rho - 1)[: self.rho]

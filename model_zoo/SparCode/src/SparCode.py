@@ -130,7 +130,7 @@ class SparCode(RetrievalModel):
             out["raw"] = self.tokens(x, training=False)
         return out
 
-    def build_code_index(self, codes, sparsity=None, rho=None):
+    def build_code_index(self, codes, sparsity=None, rho=None, verbose=0):
         from fuxi_like.retrieval.code_index import CodeIndex
 
         ids, vecs = self.embed_catalogue()
@@ -145,24 +145,29 @@ class SparCode(RetrievalModel):
             s[:, -1] = 0.0  # PAD and OOV are never retrieved
             return s
 
-        return index.build(codes, score_fn)
+        return index.build(codes, score_fn, verbose=verbose)
 
-    def brute_force(self, tokens, k, history=None, batch=256):
-        """Exact top-k of sum_k ReLU(E(t_k, c) + b) over the catalogue for tokens [Q, K, d]."""
+    def brute_force(self, tokens, k, history=None, batch=256, verbose=0):
+        """Exact top-k of sum_k ReLU(E(t_k, c) + b) over the catalogue for tokens [Q, K, d]
+        (ties: lower item id first), one batch of queries at a time."""
         ids, vecs = self.embed_catalogue()
-        out = []
+        vecs = ops.convert_to_tensor(vecs)
+        bar = keras.utils.Progbar(len(tokens), unit_name="query") if verbose else None
+        tops, vals = [], []
         for s in range(0, len(tokens), batch):
-            y = np.asarray(self.pair_scores(ops.convert_to_tensor(tokens[s:s + batch]), ops.convert_to_tensor(vecs)))
+            y = np.asarray(self.pair_scores(ops.convert_to_tensor(tokens[s:s + batch]), vecs))
             full = np.zeros((len(y), self.num_items), np.float32)
             full[:, ids] = y
             if history is not None:
                 h = history[s:s + batch]
                 full[np.repeat(np.arange(len(h)), h.shape[1]), h.reshape(-1)] = 0.0
             full[:, 0] = 0.0
-            out.append(full)
-        full = np.concatenate(out)
-        top = np.argsort(-full, axis=1, kind="stable")[:, :k]
-        val = np.take_along_axis(full, top, 1)
+            top = np.argsort(-full, axis=1, kind="stable")[:, :k]
+            tops.append(top)
+            vals.append(np.take_along_axis(full, top, 1))
+            if bar is not None:
+                bar.add(len(y))
+        top, val = np.concatenate(tops), np.concatenate(vals)
         return np.where(val > 0, top, -1), val
 
     def evaluate_split(self, dataset, metrics, group_id=None, verbose=0, index=None):
