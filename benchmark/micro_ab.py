@@ -3,6 +3,8 @@
 
     python benchmark/micro_ab.py adam-table       # Keras Adam vs fuxi_like's fused Adam on a 5.6M-float table
     python benchmark/micro_ab.py adam-deepfm      # DeepFM training step on the 1M-row Criteo-like set, both Adams
+    python benchmark/micro_ab.py adam-clip [--batch 10000]  # the same step, fused Adam after Keras's clipping
+                                                  # (row slices densified, whole table scaled) vs clipping the slices
     python benchmark/micro_ab.py sparcode-pairs   # SparCode MLP scorer over 512 x 4 tokens x 200 items, fwd + bwd:
                                                   # W_p(t * e) stacked per pair (kept) vs e @ (diag(t) W_p) per token
 
@@ -64,25 +66,45 @@ def _apply_fn(opt, v, g):
     return step
 
 
-def adam_deepfm():
+def _deepfm_steps(optimizers, batch):
+    """{name: one DeepFM training step on a fixed batch of the 1M-row Criteo-like set} per optimizer class."""
     import keras
 
     from benchmark.profile_train_step import processed
     from fuxi_like.data.tf_dataset import InputPipeline
     from fuxi_like.runner import load_model_module
-    from fuxi_like.training.optimizers import Adam
 
     fmap = processed(1_000_000)
     DeepFM = load_model_module(ROOT / "model_zoo" / "DeepFM").DeepFM
-    x, y = next(iter(InputPipeline(fmap, 4096, seed=1).dataset("train", shuffle=True)))
+    x, y = next(iter(InputPipeline(fmap, batch, seed=1).dataset("train", shuffle=True)))
     fns = {}
-    for name, cls in (("keras Adam", keras.optimizers.Adam), ("fused Adam", Adam)):
+    for name, cls in optimizers:
         keras.utils.set_random_seed(1)
         m = DeepFM(fmap, hidden_units=[400, 400, 400], embedding_dim=16)
         m.compile(optimizer=cls(learning_rate=1e-3, global_clipnorm=10.0), loss="binary_crossentropy")
         m.train_on_batch(x, y)
         fns[name] = lambda m=m: m.train_on_batch(x, y)
     return fns
+
+
+def adam_deepfm(batch=4096):
+    import keras
+
+    from fuxi_like.training.optimizers import Adam
+
+    return _deepfm_steps((("keras Adam", keras.optimizers.Adam), ("fused Adam", Adam)), batch)
+
+
+def adam_clip(batch=4096):
+    import keras
+
+    from fuxi_like.training.optimizers import Adam
+
+    class KerasClipAdam(Adam):  # the fused update after Keras's clipping (row slices densified to clip them)
+        _clip_gradients = keras.optimizers.Optimizer._clip_gradients
+
+    return _deepfm_steps((("fused Adam, Keras clip (densify, scale table)", KerasClipAdam),
+                          ("fused Adam, clip as row slices", Adam)), batch)
 
 
 def sparcode_pairs():
@@ -119,16 +141,19 @@ def sparcode_pairs():
     return fns
 
 
-CASES = {"adam-table": (adam_table, 10), "adam-deepfm": (adam_deepfm, 8), "sparcode-pairs": (sparcode_pairs, 3)}
+CASES = {"adam-table": (adam_table, 10), "adam-deepfm": (adam_deepfm, 8), "adam-clip": (adam_clip, 8),
+         "sparcode-pairs": (sparcode_pairs, 3)}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("case", choices=sorted(CASES))
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=4096, help="batch size of the DeepFM cases")
     a = ap.parse_args()
     make, reps = CASES[a.case]
-    for name, times in alternate(make(), a.rounds, reps).items():
+    fns = make(a.batch) if a.case in ("adam-deepfm", "adam-clip") else make()
+    for name, times in alternate(fns, a.rounds, reps).items():
         print(f"{a.case} | {name}: median {np.median(times):.1f} ms, rounds {[round(t, 1) for t in times]}")
 
 

@@ -63,6 +63,9 @@ def main():
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--batch-size", type=int, default=HP["batch_size"])
+    ap.add_argument("--clipnorm", type=float, default=10.0,
+                    help="global gradient-norm clipping (the training default, max_gradient_norm: 10); 0: none")
     ap.add_argument("--out", default=None)
     ap.add_argument("--only", nargs="*", default=None, help="run only variants whose name contains one of these")
     args = ap.parse_args()
@@ -75,6 +78,7 @@ def main():
     from fuxi_like.runner import load_model_module
     from fuxi_like.training.optimizers import get_optimizer
 
+    HP["batch_size"] = args.batch_size
     fmap = processed(args.rows)
     DeepFM = load_model_module(ROOT / "model_zoo" / "DeepFM").DeepFM
     bs = HP["batch_size"]
@@ -89,7 +93,7 @@ def main():
     def deepfm(opt):
         keras.utils.set_random_seed(1)
         m = DeepFM(fmap, hidden_units=HP["hidden_units"], embedding_dim=HP["embedding_dim"])
-        m.compile(optimizer=get_optimizer(opt, HP["learning_rate"]), loss="binary_crossentropy")
+        m.compile(optimizer=get_optimizer(opt, HP["learning_rate"], args.clipnorm or None), loss="binary_crossentropy")
         return m
 
     for name, opt, ds in (("fit, pipeline, adam", "adam", train), ("fit, one cached batch, adam", "adam", cached),
@@ -111,8 +115,9 @@ def main():
     rows.append(("MLP only (dense tower, one cached batch, adam)", s))
     gflops_after = sgemm_gflops()
     lines = [f"# DeepFM training step profile (Criteo-like, {args.rows:,} rows, {fmap.num_rows.get('train', 0):,} train)",
-             "", f"Command: `python benchmark/profile_train_step.py --rows {args.rows}`; batch {bs}, embedding 16, "
-             f"MLP 400x400x400; sgemm {gflops:.0f} GFLOP/s before and {gflops_after:.0f} after; "
+             "", f"Command: `python benchmark/profile_train_step.py --rows {args.rows} --batch-size {bs} "
+             f"--clipnorm {args.clipnorm:g}`; batch {bs}, embedding 16, MLP 400x400x400, global-norm clipping "
+             f"{args.clipnorm:g} (DeepFM variants; 0 = none); sgemm {gflops:.0f} GFLOP/s before and {gflops_after:.0f} after; "
              f"{fps / 1e6:.2f} MFLOP per sample (dense, forward + backward).", "",
              "| variant | ms/step | samples/s | roofline fraction |", "|---|---|---|---|"]
     g = (gflops + gflops_after) / 2
