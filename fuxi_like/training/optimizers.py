@@ -83,14 +83,17 @@ class Adam(keras.optimizers.Adam):
                 if isinstance(g, tf.IndexedSlices) else g * ops.cast(scale, g.dtype) for g in grads]
 
     def update_step(self, gradient, variable, learning_rate):
-        if not self._fusable():
+        if keras.backend.backend() != "tensorflow":
             return super().update_step(gradient, variable, learning_rate)
         import tensorflow as tf
 
         if isinstance(gradient, tf.IndexedSlices):
-            # row slices (an embedding lookup's gradient): Adam on the summed dense gradient,
-            # densified once (duplicate ids summed) and applied by the fused kernel
+            # row slices (an embedding lookup's gradient): Adam on the summed dense gradient, densified
+            # once (duplicate ids summed; under tf.distribute the replicas' slices repeat rows too, which
+            # Keras's Adam would square one by one)
             gradient = tf.convert_to_tensor(gradient)
+        if not self._fusable():
+            return super().update_step(gradient, variable, learning_rate)
 
         dtype = variable.dtype
         step = ops.cast(self.iterations + 1, dtype)
