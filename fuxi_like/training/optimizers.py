@@ -9,7 +9,8 @@ on a 5.6M-float embedding table the update is ~7x cheaper
 gradient (an embedding lookup's) is clipped as slices (global norm from the deduplicated rows) and
 densified once, duplicates summed: Adam on the dense gradient, as PyTorch's Adam on a dense
 embedding gradient (Keras's Adam squares duplicate rows separately for the second moment).
-Under a `tf.distribute` strategy, with amsgrad and on other backends it is Keras's Adam.
+Under a `tf.distribute` strategy and with amsgrad, Keras's Adam update applies the densified
+gradient (no fused kernel); on other backends it is Keras's Adam unchanged.
 
 `LazyAdam` is Adam, except that a gradient arriving as row slices (an embedding
 lookup's gradient on the TensorFlow backend, when the table has no regularizer)
