@@ -1,10 +1,11 @@
 #!/usr/bin/env python
-"""A/B timings behind two speed claims, each pair measured in one process, alternating rounds.
+"""A/B timings behind the speed claims, each pair measured in one process, alternating rounds.
 
     python benchmark/micro_ab.py adam-table       # Keras Adam vs fuxi_like's fused Adam on a 5.6M-float table
     python benchmark/micro_ab.py adam-deepfm      # DeepFM training step on the 1M-row Criteo-like set, both Adams
     python benchmark/micro_ab.py adam-clip [--batch 10000]  # the same step, fused Adam after Keras's clipping
                                                   # (row slices densified, whole table scaled) vs clipping the slices
+    python benchmark/micro_ab.py deepfm-parts --batch 10000  # full DeepFM step vs without its MLP vs the MLP alone
     python benchmark/micro_ab.py sparcode-pairs   # SparCode MLP scorer over 512 x 4 tokens x 200 items, fwd + bwd:
                                                   # W_p(t * e) stacked per pair (kept) vs e @ (diag(t) W_p) per token
 
@@ -107,6 +108,40 @@ def adam_clip(batch=4096):
                           ("fused Adam, clip as row slices", Adam)), batch)
 
 
+def deepfm_parts(batch=10000):
+    """Where a DeepFM step goes: the full model, the model without its MLP (embedding + FM + LR + loss +
+    optimizer, a linear 624 -> 1 readout) with clipping, without clipping and with LazyAdam, and the MLP
+    alone on a dense [batch, 624] input (all fused Adam)."""
+    import keras
+    import tensorflow as tf
+
+    from benchmark.profile_train_step import processed
+    from fuxi_like.data.tf_dataset import InputPipeline
+    from fuxi_like.runner import load_model_module
+    from fuxi_like.training.optimizers import Adam, LazyAdam
+
+    fmap = processed(1_000_000)
+    DeepFM = load_model_module(ROOT / "model_zoo" / "DeepFM").DeepFM
+    x, y = next(iter(InputPipeline(fmap, batch, seed=1).dataset("train", shuffle=True)))
+    fns = {}
+    for name, units, opt in (("full DeepFM, clip 10", [400, 400, 400], lambda: Adam(1e-3, global_clipnorm=10.0)),
+                             ("without MLP, clip 10", [], lambda: Adam(1e-3, global_clipnorm=10.0)),
+                             ("without MLP, no clip", [], lambda: Adam(1e-3)),
+                             ("without MLP, lazyadam", [], lambda: LazyAdam(1e-3))):
+        keras.utils.set_random_seed(1)
+        m = DeepFM(fmap, hidden_units=units, embedding_dim=16)
+        m.compile(optimizer=opt(), loss="binary_crossentropy")
+        m.train_on_batch(x, y)
+        fns[name] = lambda m=m: m.train_on_batch(x, y)
+    mlp = keras.Sequential([keras.Input((624,))] + [keras.layers.Dense(400, activation="relu") for _ in range(3)]
+                           + [keras.layers.Dense(1, activation="sigmoid")])
+    mlp.compile(optimizer=Adam(1e-3, global_clipnorm=10.0), loss="binary_crossentropy")
+    xd = tf.random.normal((batch, 624))
+    mlp.train_on_batch(xd, y)
+    fns["MLP only (624 -> 400x3 -> 1)"] = lambda: mlp.train_on_batch(xd, y)
+    return fns
+
+
 def sparcode_pairs():
     import tensorflow as tf
     from keras import ops
@@ -142,6 +177,7 @@ def sparcode_pairs():
 
 
 CASES = {"adam-table": (adam_table, 10), "adam-deepfm": (adam_deepfm, 8), "adam-clip": (adam_clip, 8),
+         "deepfm-parts": (deepfm_parts, 4),
          "sparcode-pairs": (sparcode_pairs, 3)}
 
 
@@ -152,7 +188,7 @@ def main():
     ap.add_argument("--batch", type=int, default=4096, help="batch size of the DeepFM cases")
     a = ap.parse_args()
     make, reps = CASES[a.case]
-    fns = make(a.batch) if a.case in ("adam-deepfm", "adam-clip") else make()
+    fns = make(a.batch) if a.case in ("adam-deepfm", "adam-clip", "deepfm-parts") else make()
     for name, times in alternate(fns, a.rounds, reps).items():
         print(f"{a.case} | {name}: median {np.median(times):.1f} ms, rounds {[round(t, 1) for t in times]}")
 
