@@ -6,6 +6,7 @@
     python benchmark/micro_ab.py adam-clip [--batch 10000]  # the same step, fused Adam after Keras's clipping
                                                   # (row slices densified, whole table scaled) vs clipping the slices
     python benchmark/micro_ab.py deepfm-parts --batch 10000  # full DeepFM step vs without its MLP vs the MLP alone
+    python benchmark/micro_ab.py sparcode-bruteforce  # SparCode brute force over Beauty's catalogue: eager vs compiled
     python benchmark/micro_ab.py sparcode-pairs   # SparCode MLP scorer over 512 x 4 tokens x 200 items, fwd + bwd:
                                                   # W_p(t * e) stacked per pair (kept) vs e @ (diag(t) W_p) per token
 
@@ -67,10 +68,8 @@ def _apply_fn(opt, v, g):
     return step
 
 
-def _deepfm_steps(optimizers, batch):
-    """{name: one DeepFM training step on a fixed batch of the 1M-row Criteo-like set} per optimizer class."""
-    import keras
-
+def _criteo_batch(batch):
+    """(feature map, DeepFM class, one training batch x, y) of the 1M-row Criteo-like set."""
     from benchmark.profile_train_step import processed
     from fuxi_like.data.tf_dataset import InputPipeline
     from fuxi_like.runner import load_model_module
@@ -78,6 +77,14 @@ def _deepfm_steps(optimizers, batch):
     fmap = processed(1_000_000)
     DeepFM = load_model_module(ROOT / "model_zoo" / "DeepFM").DeepFM
     x, y = next(iter(InputPipeline(fmap, batch, seed=1).dataset("train", shuffle=True)))
+    return fmap, DeepFM, x, y
+
+
+def _deepfm_steps(optimizers, batch):
+    """{name: one DeepFM training step on a fixed batch of the 1M-row Criteo-like set} per optimizer class."""
+    import keras
+
+    fmap, DeepFM, x, y = _criteo_batch(batch)
     fns = {}
     for name, cls in optimizers:
         keras.utils.set_random_seed(1)
@@ -115,14 +122,9 @@ def deepfm_parts(batch=10000):
     import keras
     import tensorflow as tf
 
-    from benchmark.profile_train_step import processed
-    from fuxi_like.data.tf_dataset import InputPipeline
-    from fuxi_like.runner import load_model_module
     from fuxi_like.training.optimizers import Adam, LazyAdam
 
-    fmap = processed(1_000_000)
-    DeepFM = load_model_module(ROOT / "model_zoo" / "DeepFM").DeepFM
-    x, y = next(iter(InputPipeline(fmap, batch, seed=1).dataset("train", shuffle=True)))
+    fmap, DeepFM, x, y = _criteo_batch(batch)
     fns = {}
     for name, units, opt in (("full DeepFM, clip 10", [400, 400, 400], lambda: Adam(1e-3, global_clipnorm=10.0)),
                              ("without MLP, clip 10", [], lambda: Adam(1e-3, global_clipnorm=10.0)),
@@ -140,6 +142,31 @@ def deepfm_parts(batch=10000):
     mlp.train_on_batch(xd, y)
     fns["MLP only (624 -> 400x3 -> 1)"] = lambda: mlp.train_on_batch(xd, y)
     return fns
+
+
+def sparcode_bruteforce():
+    """SparCode brute-force scoring of 512 Beauty test queries' unquantized tokens against the whole
+    catalogue: eager `pair_scores` vs the compiled one `SparCode.brute_force` uses (needs the trained
+    `SparCode_beauty`: `cd model_zoo/SparCode && python run_expid.py --expid SparCode_beauty`)."""
+    import numpy as np
+    from keras import ops
+
+    from fuxi_like.data.tf_dataset import InputPipeline
+    from fuxi_like.runner import load_trained
+
+    folder = ROOT / "model_zoo" / "SparCode"
+    sc = load_trained(folder / "config", "SparCode_beauty", model_dir=folder)["model"]
+    tok = sc.embed_queries(InputPipeline(sc.feature_map, 512).dataset("test").take(1))["raw"]
+    vecs = ops.convert_to_tensor(sc.embed_catalogue()[1])
+    compiled = sc._compiled_pair_scores()
+    eager = np.asarray(sc.pair_scores(ops.convert_to_tensor(tok[:64]), vecs, training=False))
+    assert np.array_equal(eager, np.asarray(compiled(ops.convert_to_tensor(tok[:64]), vecs))), "scores differ"
+
+    def run(fn, bs):
+        return lambda: [np.asarray(fn(ops.convert_to_tensor(tok[s:s + bs]), vecs)) for s in range(0, len(tok), bs)]
+
+    return {"eager, 256 queries per batch": run(lambda t, v: sc.pair_scores(t, v, training=False), 256),
+            "compiled, 64 queries per batch (brute_force)": run(compiled, 64)}
 
 
 def sparcode_pairs():
@@ -177,7 +204,7 @@ def sparcode_pairs():
 
 
 CASES = {"adam-table": (adam_table, 10), "adam-deepfm": (adam_deepfm, 8), "adam-clip": (adam_clip, 8),
-         "deepfm-parts": (deepfm_parts, 4),
+         "deepfm-parts": (deepfm_parts, 4), "sparcode-bruteforce": (sparcode_bruteforce, 1),
          "sparcode-pairs": (sparcode_pairs, 3)}
 
 
@@ -188,7 +215,12 @@ def main():
     ap.add_argument("--batch", type=int, default=4096, help="batch size of the DeepFM cases")
     a = ap.parse_args()
     make, reps = CASES[a.case]
-    fns = make(a.batch) if a.case in ("adam-deepfm", "adam-clip", "deepfm-parts") else make()
+    from fuxi_like.errors import ConfigError
+
+    try:
+        fns = make(a.batch) if a.case in ("adam-deepfm", "adam-clip", "deepfm-parts") else make()
+    except ConfigError as e:  # e.g. an untrained model: the weights path and the command to train it
+        sys.exit(f"error: {e}")
     for name, times in alternate(fns, a.rounds, reps).items():
         print(f"{a.case} | {name}: median {np.median(times):.1f} ms, rounds {[round(t, 1) for t in times]}")
 
