@@ -3,8 +3,9 @@
 
     python benchmark/micro_ab.py adam-table       # Keras Adam vs fuxi_like's fused Adam on a 5.6M-float table
     python benchmark/micro_ab.py adam-deepfm      # DeepFM training step on the 1M-row Criteo-like set, both Adams
-    python benchmark/micro_ab.py adam-clip [--batch 10000]  # the same step, fused Adam after Keras's clipping
-                                                  # (row slices densified, whole table scaled) vs clipping the slices
+    python benchmark/micro_ab.py adam-clip [--batch 10000]  # the same step: the embedding's row slices densified
+                                                  # by Keras's clipping (twice), by UnsortedSegmentSum or by a sparse matmul
+    python benchmark/micro_ab.py densify --batch 10000  # that densification alone, on one batch's gradient
     python benchmark/micro_ab.py deepfm-parts --batch 10000  # full DeepFM step vs without its MLP vs the MLP alone
     python benchmark/micro_ab.py sparcode-bruteforce  # SparCode brute force over Beauty's catalogue: eager vs compiled
     python benchmark/micro_ab.py sparcode-pairs   # SparCode MLP scorer over 512 x 4 tokens x 200 items, fwd + bwd:
@@ -104,15 +105,58 @@ def adam_deepfm(batch=4096):
 
 
 def adam_clip(batch=4096):
+    """How the fused Adam gets an embedding's row-slice gradient into dense form under global-norm
+    clipping: Keras's clipping (densifies twice, scales the whole table), densifying once by TF's
+    UnsortedSegmentSum, or once by a sparse-dense matmul (what `adam` does)."""
     import keras
+    import tensorflow as tf
 
     from fuxi_like.training.optimizers import Adam
 
     class KerasClipAdam(Adam):  # the fused update after Keras's clipping (row slices densified to clip them)
         _clip_gradients = keras.optimizers.Optimizer._clip_gradients
 
-    return _deepfm_steps((("fused Adam, Keras clip (densify, scale table)", KerasClipAdam),
-                          ("fused Adam, clip as row slices", Adam)), batch)
+    class SegmentSumAdam(Adam):  # densified once by convert_to_tensor (UnsortedSegmentSum), then Keras's clipping
+        def _clip_gradients(self, grads):
+            grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+            return keras.optimizers.Optimizer._clip_gradients(self, grads)
+
+    return _deepfm_steps((("fused Adam, Keras clip (densify twice, scale table)", KerasClipAdam),
+                          ("fused Adam, densify once by UnsortedSegmentSum", SegmentSumAdam),
+                          ("fused Adam, densify once by sparse matmul (adam)", Adam)), batch)
+
+
+def densify(batch=10000):
+    """A DeepFM batch's main-table gradient (row slices, [batch x 26 fields] rows of 16) summed into the
+    dense table gradient: TF's IndexedSlices -> dense (UnsortedSegmentSum), the earlier dedupe chain
+    (unique + two segment sums) and `_densify` (sparse-dense matmul); checks the results are equal."""
+    import keras
+    import tensorflow as tf
+
+    from fuxi_like.training.optimizers import _densify
+
+    fmap, DeepFM, x, y = _criteo_batch(batch)
+    m = DeepFM(fmap, hidden_units=[], embedding_dim=16)
+    with tf.GradientTape() as tape:
+        loss = keras.losses.binary_crossentropy(y, m(x, training=True))
+    g = max((gr for gr in tape.gradient(loss, m.trainable_variables) if isinstance(gr, tf.IndexedSlices)),
+            key=lambda gr: int(gr.values.shape[-1]))
+    n = int(g.dense_shape[0])
+
+    def dedupe_chain():
+        rows, pos = tf.unique(g.indices)
+        return tf.math.unsorted_segment_sum(tf.math.unsorted_segment_sum(g.values, pos, tf.shape(rows)[0]), rows, n)
+
+    fns = {"UnsortedSegmentSum (convert_to_tensor)": tf.function(lambda: tf.convert_to_tensor(g)),
+           "unique + two segment sums": tf.function(dedupe_chain),
+           "sparse-dense matmul (_densify)": tf.function(lambda: _densify(g))}
+    ref = fns["UnsortedSegmentSum (convert_to_tensor)"]().numpy()
+    for name, fn in fns.items():
+        err = float(np.abs(fn().numpy() - ref).max())
+        assert err < 1e-5, (name, err)
+    print(f"densify: {int(g.indices.shape[0]):,} rows of {int(g.values.shape[-1])} into a {n:,}-row table "
+          f"({len(np.unique(g.indices.numpy())):,} distinct); all three equal")
+    return fns
 
 
 def deepfm_parts(batch=10000):
@@ -204,7 +248,7 @@ def sparcode_pairs():
 
 
 CASES = {"adam-table": (adam_table, 10), "adam-deepfm": (adam_deepfm, 8), "adam-clip": (adam_clip, 8),
-         "deepfm-parts": (deepfm_parts, 4), "sparcode-bruteforce": (sparcode_bruteforce, 1),
+         "deepfm-parts": (deepfm_parts, 4), "densify": (densify, 10), "sparcode-bruteforce": (sparcode_bruteforce, 1),
          "sparcode-pairs": (sparcode_pairs, 3)}
 
 
@@ -218,7 +262,7 @@ def main():
     from fuxi_like.errors import ConfigError
 
     try:
-        fns = make(a.batch) if a.case in ("adam-deepfm", "adam-clip", "deepfm-parts") else make()
+        fns = make(a.batch) if a.case in ("adam-deepfm", "adam-clip", "deepfm-parts", "densify") else make()
     except ConfigError as e:  # e.g. an untrained model: the weights path and the command to train it
         sys.exit(f"error: {e}")
     for name, times in alternate(fns, a.rounds, reps).items():

@@ -117,6 +117,25 @@ def test_adam_row_slices_are_adam_on_the_summed_dense_gradient():
     for a, b in zip(w2, w1):  # same moments: checkpoints stay interchangeable
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert np.abs(e1[0] - init[0]).max() == 0 and np.abs(e1[4] - init[4]).max() > 1e-3  # row 0 never in a batch
-    clipped = Adam(0.1, global_clipnorm=2.0)._clip_gradients(
-        [tf.IndexedSlices(tf.ones((3, 3)), tf.constant([1, 1, 2]), tf.constant([10, 3]))])
-    assert isinstance(clipped[0], tf.IndexedSlices)
+    slices = [tf.IndexedSlices(tf.ones((3, 3)), tf.constant([1, 1, 2]), tf.constant([10, 3]))]
+    clipped = Adam(0.1, global_clipnorm=2.0)._clip_gradients(slices)
+    assert not isinstance(clipped[0], tf.IndexedSlices)  # densified once for the fused kernel
+    np.testing.assert_allclose(clipped[0].numpy(), keras.optimizers.Adam(0.1, global_clipnorm=2.0)._clip_gradients(
+        [tf.convert_to_tensor(slices[0])])[0].numpy(), rtol=1e-6)
+
+
+def test_row_slices_summed_by_sparse_matmul_equal_segment_sums():
+    """`_densify` / `_dedupe` (sparse-dense matmul) equal TF's unsorted segment sums, duplicates
+    included, for 2-D and 3-D row values, inside and outside tf.function."""
+    from fuxi_like.training.optimizers import _dedupe, _densify
+
+    rng = np.random.default_rng(0)
+    for shape in ((50, 4), (50, 2, 3)):
+        ids = tf.constant(rng.integers(0, 20, 50).astype("int32"))
+        g = tf.IndexedSlices(tf.constant(rng.normal(size=shape).astype("float32")), ids, tf.constant((30,) + shape[1:]))
+        ref = tf.convert_to_tensor(g).numpy()
+        for fn in (_densify, tf.function(_densify)):
+            np.testing.assert_allclose(fn(g).numpy(), ref, rtol=1e-5, atol=1e-6)
+        d = _dedupe(g)
+        assert len(set(d.indices.numpy().tolist())) == len(d.indices) == len(set(ids.numpy().tolist()))
+        np.testing.assert_allclose(tf.convert_to_tensor(d).numpy(), ref, rtol=1e-5, atol=1e-6)
