@@ -7,6 +7,8 @@
                                                   # by Keras's clipping (twice), by UnsortedSegmentSum or by a sparse matmul
     python benchmark/micro_ab.py densify --batch 10000  # that densification alone, on one batch's gradient
     python benchmark/micro_ab.py deepfm-parts --batch 10000  # full DeepFM step vs without its MLP vs the MLP alone
+    python benchmark/micro_ab.py pipeline --batch 10000  # a shuffled in-memory batch: columns gathered one by one
+                                                  # vs packed per dtype (wall ms; the prefetch runs ahead)
     python benchmark/micro_ab.py sparcode-bruteforce  # SparCode brute force over Beauty's catalogue: eager vs compiled
     python benchmark/micro_ab.py sparcode-pairs   # SparCode MLP scorer over 512 x 4 tokens x 200 items, fwd + bwd:
                                                   # W_p(t * e) stacked per pair (kept) vs e @ (diag(t) W_p) per token
@@ -188,6 +190,32 @@ def deepfm_parts(batch=10000):
     return fns
 
 
+def pipeline(batch=10000):
+    """One shuffled in-memory training batch of the 1M-row Criteo-like set (40 columns): every column
+    gathered alone vs the 1-D columns of a dtype packed row-major (one row gather each, what
+    `InputPipeline` does); checks both give the same batches."""
+    import tensorflow as tf
+
+    from benchmark.profile_train_step import processed
+    from fuxi_like.data import tf_dataset
+    from fuxi_like.data.tf_dataset import InputPipeline
+
+    fmap = processed(1_000_000)
+    packing = tf_dataset._pack_columns
+    iters = {}
+    for name, pack in (("each column gathered alone", lambda arrays: ({k: tf.constant(v) for k, v in arrays.items()}, [])),
+                       ("columns packed per dtype (InputPipeline)", packing)):
+        tf_dataset._pack_columns = pack
+        try:
+            iters[name] = iter(InputPipeline(fmap, batch, seed=1).dataset("train", shuffle=True).repeat())
+        finally:
+            tf_dataset._pack_columns = packing
+    (xa, ya), (xb, yb) = (next(it) for it in iters.values())
+    assert all(np.array_equal(xa[k].numpy(), xb[k].numpy()) for k in xa) and np.array_equal(ya.numpy(), yb.numpy())
+    print(f"pipeline: batch {batch}, {len(xa)} columns; both give the same batches")
+    return {name: (lambda it=it: next(it)) for name, it in iters.items()}
+
+
 def sparcode_bruteforce():
     """SparCode brute-force scoring of 512 Beauty test queries' unquantized tokens against the whole
     catalogue: eager `pair_scores` vs the compiled one `SparCode.brute_force` uses (needs the trained
@@ -248,7 +276,8 @@ def sparcode_pairs():
 
 
 CASES = {"adam-table": (adam_table, 10), "adam-deepfm": (adam_deepfm, 8), "adam-clip": (adam_clip, 8),
-         "deepfm-parts": (deepfm_parts, 4), "densify": (densify, 10), "sparcode-bruteforce": (sparcode_bruteforce, 1),
+         "deepfm-parts": (deepfm_parts, 4), "densify": (densify, 10),
+         "pipeline": (pipeline, 20), "sparcode-bruteforce": (sparcode_bruteforce, 1),
          "sparcode-pairs": (sparcode_pairs, 3)}
 
 
@@ -262,7 +291,7 @@ def main():
     from fuxi_like.errors import ConfigError
 
     try:
-        fns = make(a.batch) if a.case in ("adam-deepfm", "adam-clip", "deepfm-parts", "densify") else make()
+        fns = make(a.batch) if a.case in ("adam-deepfm", "adam-clip", "deepfm-parts", "densify", "pipeline") else make()
     except ConfigError as e:  # e.g. an untrained model: the weights path and the command to train it
         sys.exit(f"error: {e}")
     for name, times in alternate(fns, a.rounds, reps).items():

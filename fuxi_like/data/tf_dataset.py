@@ -85,6 +85,23 @@ def _split_xy(feature_map, batch, extra=()):
     return x, (y[feature_map.labels[0]] if len(y) == 1 else y)
 
 
+def _pack_columns(arrays):
+    """In-memory split -> ({name: tensor} for columns gathered alone, [(names, [n, k] tensor)]):
+    1-D columns of one dtype are packed row-major, so a shuffled batch reads one contiguous row
+    per sample instead of one random element per column (the gather cost is the cache misses:
+    a 10,000-row batch of the 40-column Criteo-like set: ~20 -> ~4 ms CPU, 11 -> 3.5 ms wall;
+    `python benchmark/micro_ab.py pipeline`)."""
+    groups = {}
+    for k, v in arrays.items():
+        if v.ndim == 1:
+            groups.setdefault(v.dtype.str, []).append(k)
+    packed, alone = [], dict(arrays)
+    for names in groups.values():
+        if len(names) > 1:
+            packed.append((names, tf.constant(np.stack([alone.pop(k) for k in names], axis=1))))
+    return {k: tf.constant(v) for k, v in alone.items()}, packed
+
+
 class InputPipeline:
     """Builds the datasets of one processed dataset.
 
@@ -136,7 +153,7 @@ class InputPipeline:
             self._extra[split] = sorted(more)
             arrays.update(more)
         n = len(next(iter(arrays.values())))
-        tensors = {k: tf.constant(v) for k, v in arrays.items()}
+        tensors, packed = _pack_columns(arrays)
         bs, seed, epoch = self.batch_size, self.seed, self.epoch
         nb = -(-n // bs)
         workers, index = shard or (1, 0)
@@ -151,7 +168,10 @@ class InputPipeline:
 
             def gather(i):
                 idx = perm[i * bs: tf.minimum((i + 1) * bs, n)]
-                return {k: tf.gather(v, idx) for k, v in tensors.items()}
+                out = {k: tf.gather(v, idx) for k, v in tensors.items()}
+                for names, mat in packed:  # one row gather per dtype, then the columns
+                    out.update(zip(names, tf.unstack(tf.transpose(tf.gather(mat, idx)), axis=0)))
+                return out
 
             ids = tf.data.Dataset.range(nb_local)
             if shard:
