@@ -7,6 +7,7 @@
                                                   # by Keras's clipping (twice), by UnsortedSegmentSum or by a sparse matmul
     python benchmark/micro_ab.py densify --batch 10000  # that densification alone, on one batch's gradient
     python benchmark/micro_ab.py deepfm-parts --batch 10000  # full DeepFM step vs without its MLP vs the MLP alone
+    python benchmark/micro_ab.py clip-norm        # a table gradient's squared norm: square + sum vs tf.nn.l2_loss
     python benchmark/micro_ab.py pipeline --batch 10000  # a shuffled in-memory batch: columns gathered one by one
                                                   # vs packed per dtype (wall ms; the prefetch runs ahead)
     python benchmark/micro_ab.py sparcode-bruteforce  # SparCode brute force over Beauty's catalogue: eager vs compiled
@@ -109,7 +110,8 @@ def adam_deepfm(batch=4096):
 def adam_clip(batch=4096):
     """How the fused Adam gets an embedding's row-slice gradient into dense form under global-norm
     clipping: Keras's clipping (densifies twice, scales the whole table), densifying once by TF's
-    UnsortedSegmentSum, or once by a sparse-dense matmul (what `adam` does)."""
+    UnsortedSegmentSum (both then Keras's clipping: square + sum norm, scaling pass), or what `adam` does:
+    once by a sparse-dense matmul, the norm by `tf.nn.l2_loss`, no scaling pass when within the clip."""
     import keras
     import tensorflow as tf
 
@@ -125,7 +127,7 @@ def adam_clip(batch=4096):
 
     return _deepfm_steps((("fused Adam, Keras clip (densify twice, scale table)", KerasClipAdam),
                           ("fused Adam, densify once by UnsortedSegmentSum", SegmentSumAdam),
-                          ("fused Adam, densify once by sparse matmul (adam)", Adam)), batch)
+                          ("fused Adam, densify once by sparse matmul, l2_loss norm, no scaling within the clip (adam)", Adam)), batch)
 
 
 def densify(batch=10000):
@@ -187,6 +189,21 @@ def deepfm_parts(batch=10000):
     xd = tf.random.normal((batch, 624))
     mlp.train_on_batch(xd, y)
     fns["MLP only (624 -> 400x3 -> 1)"] = lambda: mlp.train_on_batch(xd, y)
+    return fns
+
+
+def clip_norm():
+    """The squared norm of a DeepFM table gradient (300,020 x 16 floats) for global-norm clipping: Keras's
+    square then sum vs one `tf.nn.l2_loss` kernel (what `adam` uses), and the scaling pass it skips when the
+    norm is within the clip; checks the two norms agree."""
+    import tensorflow as tf
+
+    g = tf.random.normal((300_020, 16), seed=1)
+    fns = {"square + sum (Keras)": tf.function(lambda: tf.reduce_sum(tf.square(g))),
+           "2 * l2_loss (adam)": tf.function(lambda: 2.0 * tf.nn.l2_loss(g)),
+           "scaling pass (g * scale)": tf.function(lambda: g * 0.5)}
+    a, b = float(fns["square + sum (Keras)"]()), float(fns["2 * l2_loss (adam)"]())
+    assert abs(a - b) <= 1e-5 * a, (a, b)
     return fns
 
 
@@ -277,7 +294,7 @@ def sparcode_pairs():
 
 CASES = {"adam-table": (adam_table, 10), "adam-deepfm": (adam_deepfm, 8), "adam-clip": (adam_clip, 8),
          "deepfm-parts": (deepfm_parts, 4), "densify": (densify, 10),
-         "pipeline": (pipeline, 20), "sparcode-bruteforce": (sparcode_bruteforce, 1),
+         "pipeline": (pipeline, 20), "clip-norm": (clip_norm, 20), "sparcode-bruteforce": (sparcode_bruteforce, 1),
          "sparcode-pairs": (sparcode_pairs, 3)}
 
 

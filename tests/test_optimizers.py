@@ -139,3 +139,26 @@ def test_row_slices_summed_by_sparse_matmul_equal_segment_sums():
         d = _dedupe(g)
         assert len(set(d.indices.numpy().tolist())) == len(d.indices) == len(set(ids.numpy().tolist()))
         np.testing.assert_allclose(tf.convert_to_tensor(d).numpy(), ref, rtol=1e-5, atol=1e-6)
+
+
+def test_adam_global_norm_clipping_equals_keras_below_and_above_the_clip():
+    """`adam`'s clipping (fused norm kernel, scaling skipped within the clip) gives Keras's result for
+    norms below and above the clip, for LazyAdam's row slices too, and NaN gradients for a NaN norm."""
+    from fuxi_like.training.optimizers import Adam, LazyAdam
+
+    rng = np.random.default_rng(3)
+    for size in (0.1, 10.0):
+        dense = [tf.constant(rng.normal(size=(6, 3)).astype("float32") * size), tf.constant(rng.normal(size=4).astype("float32"))]
+        ref = keras.optimizers.Adam(1e-3, global_clipnorm=2.0)._clip_gradients(dense)
+        for got in (Adam(1e-3, global_clipnorm=2.0)._clip_gradients(dense),
+                    tf.function(Adam(1e-3, global_clipnorm=2.0)._clip_gradients)(dense)):
+            for a, b in zip(got, ref):
+                np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
+        rows = [tf.IndexedSlices(dense[0], tf.constant([0, 3, 3, 1, 2, 0]), tf.constant([5, 3])), dense[1]]
+        lazy = LazyAdam(1e-3, global_clipnorm=2.0)._clip_gradients(rows)
+        assert isinstance(lazy[0], tf.IndexedSlices)
+        ref = keras.optimizers.Adam(1e-3, global_clipnorm=2.0)._clip_gradients([tf.convert_to_tensor(rows[0]), rows[1]])
+        np.testing.assert_allclose(tf.convert_to_tensor(lazy[0]).numpy(), ref[0].numpy(), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(lazy[1].numpy(), ref[1].numpy(), rtol=1e-6)
+    bad = Adam(1e-3, global_clipnorm=2.0)._clip_gradients([tf.constant([1.0, np.nan]), tf.ones(3)])
+    assert np.isnan(bad[1].numpy()).all()  # as Keras: a NaN norm poisons every gradient

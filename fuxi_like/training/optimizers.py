@@ -74,6 +74,34 @@ def _dedupe(g):
     return out
 
 
+def _global_norm(tensors):
+    """sqrt(sum of squares) over tensors, each tensor's sum from one fused kernel (`tf.nn.l2_loss`:
+    2.4 ms on a 4.8M-float table gradient against 10.2 ms for square then sum, `micro_ab.py clip-norm`)."""
+    import tensorflow as tf
+
+    return tf.sqrt(tf.add_n([2.0 * tf.nn.l2_loss(tf.cast(t, tf.float32)) for t in tensors]))
+
+
+def _clip_scaled(grads, norm, clip):
+    """Keras's global-norm scaling (NaN/inf norms give NaN gradients), skipped when the norm is
+    within the clip (no pass over the tables then). Row slices are scaled as slices."""
+    import tensorflow as tf
+
+    scale = clip * tf.minimum(1.0 / norm, 1.0 / clip) + (norm - norm)
+
+    def scaled():
+        return [None if g is None else
+                tf.IndexedSlices(g.values * tf.cast(scale, g.values.dtype), g.indices, g.dense_shape)
+                if isinstance(g, tf.IndexedSlices) else g * tf.cast(scale, g.dtype) for g in grads]
+
+    present = [i for i, g in enumerate(grads) if g is not None]
+    kept = tf.cond(scale >= 1.0, lambda: [grads[i] for i in present], lambda: [scaled()[i] for i in present])
+    res = list(grads)
+    for i, g in zip(present, kept):
+        res[i] = g
+    return res
+
+
 def _handle(variable):
     """The resource handle of a Keras variable (or of the tf.Variable the TF backend passes)."""
     return (variable.value if isinstance(variable, keras.Variable) else variable).handle
@@ -109,18 +137,17 @@ class Adam(keras.optimizers.Adam):
             return super()._clip_gradients(grads)
         import tensorflow as tf
 
-        if not any(isinstance(g, tf.IndexedSlices) for g in grads):
-            return super()._clip_gradients(grads)
-        if self._dense_rows():  # densified once here, then Keras's clipping on dense tensors
-            return super()._clip_gradients([_densify(g) if isinstance(g, tf.IndexedSlices) else g for g in grads])
+        if self._dense_rows() or not any(isinstance(g, tf.IndexedSlices) for g in grads):
+            # row slices densified once here (the fused kernel takes them dense), then Keras's formula
+            grads = [_densify(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+            return _clip_scaled(grads, _global_norm([g for g in grads if g is not None]), self.global_clipnorm)
         grads = [_dedupe(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
-        parts = [g.values if isinstance(g, tf.IndexedSlices) else g for g in grads if g is not None]
-        norm = ops.sqrt(ops.sum(ops.stack([ops.sum(ops.square(p)) for p in parts])))
-        clip = self.global_clipnorm
-        scale = clip * ops.minimum(1.0 / norm, 1.0 / clip) + (norm - norm)  # NaN/inf norms give NaN, as in Keras
-        return [None if g is None else
-                tf.IndexedSlices(g.values * ops.cast(scale, g.values.dtype), g.indices, g.dense_shape)
-                if isinstance(g, tf.IndexedSlices) else g * ops.cast(scale, g.dtype) for g in grads]
+        norm = _global_norm([g.values if isinstance(g, tf.IndexedSlices) else g for g in grads if g is not None])
+        out = _clip_scaled(grads, norm, self.global_clipnorm)
+        for g in out:
+            if isinstance(g, tf.IndexedSlices):
+                g._fuxi_unique = True
+        return out
 
     def update_step(self, gradient, variable, learning_rate):
         if keras.backend.backend() != "tensorflow":
