@@ -8,6 +8,7 @@
     python benchmark/micro_ab.py densify --batch 10000  # that densification alone, on one batch's gradient
     python benchmark/micro_ab.py deepfm-parts --batch 10000  # full DeepFM step vs without its MLP vs the MLP alone
     python benchmark/micro_ab.py clip-norm        # a table gradient's squared norm: square + sum vs tf.nn.l2_loss
+    python benchmark/micro_ab.py l2-regularizer   # an embedding table's L2 term, fwd + bwd: Keras's vs tf.nn.l2_loss
     python benchmark/micro_ab.py pipeline --batch 10000  # a shuffled in-memory batch: columns gathered one by one
                                                   # vs packed per dtype (wall ms; the prefetch runs ahead)
     python benchmark/micro_ab.py sparcode-bruteforce  # SparCode brute force over Beauty's catalogue: eager vs compiled
@@ -207,6 +208,30 @@ def clip_norm():
     return fns
 
 
+def l2_regularizer():
+    """An embedding regularizer's term on a 300,020 x 16 table, forward + backward: Keras's L1L2
+    (square, sum; autodiff) vs fuxi_like's (`tf.nn.l2_loss`); checks equal values and gradients."""
+    import keras
+    import tensorflow as tf
+
+    from fuxi_like.layers.regularizers import L1L2
+
+    w = tf.Variable(tf.random.normal((300_020, 16), seed=2))
+
+    def fn(reg):
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                loss = reg(w)
+            return loss, tape.gradient(loss, w)
+        return step
+
+    fns = {"keras L1L2": fn(keras.regularizers.L1L2(l2=0.05)), "fuxi_like L1L2 (l2_loss)": fn(L1L2(l2=0.05))}
+    (a, ga), (b, gb) = (f() for f in fns.values())
+    assert abs(float(a) - float(b)) <= 1e-5 * abs(float(a)) and float(tf.reduce_max(tf.abs(ga - gb))) < 1e-6
+    return fns
+
+
 def pipeline(batch=10000):
     """One shuffled in-memory training batch of the 1M-row Criteo-like set (40 columns): every column
     gathered alone vs the 1-D columns of a dtype packed row-major (one row gather each, what
@@ -294,7 +319,8 @@ def sparcode_pairs():
 
 CASES = {"adam-table": (adam_table, 10), "adam-deepfm": (adam_deepfm, 8), "adam-clip": (adam_clip, 8),
          "deepfm-parts": (deepfm_parts, 4), "densify": (densify, 10),
-         "pipeline": (pipeline, 20), "clip-norm": (clip_norm, 20), "sparcode-bruteforce": (sparcode_bruteforce, 1),
+         "pipeline": (pipeline, 20), "clip-norm": (clip_norm, 20),
+         "l2-regularizer": (l2_regularizer, 20), "sparcode-bruteforce": (sparcode_bruteforce, 1),
          "sparcode-pairs": (sparcode_pairs, 3)}
 
 

@@ -72,6 +72,30 @@ def test_embedding_regularizer_is_half_l2_of_tables():
     assert float(sum(emb.losses)) == pytest.approx(expected, rel=1e-5)
 
 
+def test_regularizers_equal_keras_values_gradients_and_serialise():
+    """The L2 term by `tf.nn.l2_loss` (and L1 beside it) equals Keras's L1L2 in value and gradient,
+    and survives get_config / Keras deserialisation (saved .keras models name it)."""
+    import keras
+    import tensorflow as tf
+
+    from fuxi_like.layers.regularizers import L1L2, get_regularizer
+
+    w = tf.Variable(np.random.default_rng(0).normal(size=(50, 4)).astype("float32"))
+    for spec, ref in ((0.3, keras.regularizers.L1L2(l2=0.15)), ("l1_l2(0.01, 0.2)", keras.regularizers.L1L2(0.01, 0.2)),
+                      ("l1(0.02)", keras.regularizers.L1L2(l1=0.02))):
+        reg = get_regularizer(spec, half=isinstance(spec, float))
+        assert isinstance(reg, L1L2)
+        vals = []
+        for r in (reg, ref):
+            with tf.GradientTape() as tape:
+                loss = r(w)
+            vals.append((float(loss), tape.gradient(loss, w).numpy()))
+        assert vals[0][0] == pytest.approx(vals[1][0], rel=1e-6)
+        np.testing.assert_allclose(vals[0][1], vals[1][1], rtol=1e-5, atol=1e-7)
+        back = keras.regularizers.deserialize(keras.regularizers.serialize(reg))
+        assert type(back) is L1L2 and back.get_config() == reg.get_config()
+
+
 def test_mlp_dropout_only_in_training():
     mlp = MLPBlock([16], "relu", output_dim=1, dropout_rates=0.5)
     x = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
