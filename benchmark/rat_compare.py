@@ -3,7 +3,7 @@
 
     python benchmark/run_sweep.py benchmark/sweeps/RAT_mltag_tuner.yaml --gpu -1   # (and the other models)
     python benchmark/rat_compare.py --dataset mltag --tail-fields item_id tag_id
-    python benchmark/rat_compare.py --dataset frappe --tail-fields user item --rule-keys \
+    python benchmark/rat_compare.py --dataset frappe --tail-fields user item --tail-quantile 0.1 --rule-keys \
         --sweep DCNv2=benchmark/sweeps/DCNv2_frappe_seeds_tuner DeepFM=benchmark/sweeps/DeepFM_frappe_seeds_tuner \
         --extra RAT=benchmark/results/rat_frappe_runs.csv
 
@@ -65,7 +65,7 @@ def best_config(sweep_dir, dataset, extra=()):
     return rows
 
 
-def tail_auc(rows, tail_fields, tail_max):
+def tail_auc(rows, tail_fields, tail_max, tail_quantile=None):
     import keras
 
     from fuxi_like.data.tf_dataset import InputPipeline, load_split
@@ -86,7 +86,9 @@ def tail_auc(rows, tail_fields, tail_max):
         res = {"all": auc(y, p)}
         for f in tail_fields:
             cnt = np.bincount(train[f], minlength=int(test[f].max()) + 1)[test[f]]
-            rare = cnt <= tail_max
+            limit = np.quantile(cnt, tail_quantile) if tail_quantile else tail_max
+            rare = cnt <= limit
+            res[f"rare {f} limit"] = float(limit)
             res[f"rare {f}"] = auc(y[rare], p[rare])
             res[f"rare {f} share"] = float(rare.mean())
         out.append(res)
@@ -127,6 +129,9 @@ def main():
     ap.add_argument("--models", nargs="*", default=list(MODELS))
     ap.add_argument("--tail-fields", nargs="*", default=["item_id", "tag_id"])
     ap.add_argument("--tail-max", type=int, default=5)
+    ap.add_argument("--tail-quantile", type=float, default=None,
+                    help="instead of --tail-max: a field's value is rare when its training count is at most this "
+                         "quantile of the test rows' counts (e.g. 0.1: about the rarest 10%% of test rows)")
     ap.add_argument("--paper", default="")
     ap.add_argument("--sweep", nargs="*", default=[], metavar="MODEL=DIR", type=model_eq,
                     help="a model's sweep directory, if not benchmark/sweeps/<MODEL>_<dataset>_tuner")
@@ -172,14 +177,16 @@ def main():
         lines += ["", f"Diagnostic: AUC of minus the label sum of the retrieved rows sharing {', '.join(args.rule_keys)} "
                       "with the row: " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()) + "."]
     if "RAT" in best and "DCNv2" in best and args.tail_fields:
-        lines += ["", f"## Long tail (test rows whose value occurs <= {args.tail_max} times in training)", "",
-                  "| model | all | " + " | ".join(f"rare {f} (share)" for f in args.tail_fields) + " |",
+        rule = (f"whose value's training count is at most the {args.tail_quantile:g} quantile of the test rows' counts"
+                if args.tail_quantile else f"whose value occurs <= {args.tail_max} times in training")
+        lines += ["", f"## Long tail (test rows {rule})", "",
+                  "| model | all | " + " | ".join(f"rare {f} (share, count limit)" for f in args.tail_fields) + " |",
                   "|---|---|" + "---|" * len(args.tail_fields)]
         for m in ("RAT", "DCNv2"):
-            t = tail_auc(best[m][1], args.tail_fields, args.tail_max)
+            t = tail_auc(best[m][1], args.tail_fields, args.tail_max, args.tail_quantile)
             lines.append(f"| {NAMES[m]} | {t['all'][0]:.4f} ± {t['all'][1]:.4f} | " + " | ".join(
-                f"{t['rare ' + f][0]:.4f} ± {t['rare ' + f][1]:.4f} ({t['rare ' + f + ' share'][0]:.2f})"
-                for f in args.tail_fields) + " |")
+                f"{t['rare ' + f][0]:.4f} ± {t['rare ' + f][1]:.4f} ({t['rare ' + f + ' share'][0]:.3f}, "
+                f"<= {t['rare ' + f + ' limit'][0]:g})" for f in args.tail_fields) + " |")
     text = "\n".join(lines) + "\n"
     from fuxi_like.io_utils import atomic_write_text
 
