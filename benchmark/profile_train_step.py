@@ -25,7 +25,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HP = {"embedding_dim": 16, "hidden_units": [400, 400, 400], "batch_size": 4096, "learning_rate": 1e-3}
 
 
-def processed(rows):
+def processed(rows, rebuild=False):
+    """The processed 1M-row-style Criteo-like set (built once and reused; `rebuild`: built again in
+    this process, as the peer harness does before it trains)."""
     import yaml
 
     from benchmark.peers import criteo_like
@@ -42,7 +44,7 @@ def processed(rows):
     cfg_dir = work / f"profile_{rows}_config"
     cfg_dir.mkdir(parents=True, exist_ok=True)
     (cfg_dir / "dataset_config.yaml").write_text(yaml.safe_dump({f"profile_{rows}": ds}))
-    return load_feature_map(build_dataset(load_dataset_config(cfg_dir, f"profile_{rows}")))
+    return load_feature_map(build_dataset(load_dataset_config(cfg_dir, f"profile_{rows}"), rebuild=rebuild))
 
 
 def time_steps(model, ds, steps, warmup):
@@ -68,6 +70,9 @@ def main():
                     help="global gradient-norm clipping (the training default, max_gradient_norm: 10); 0: none")
     ap.add_argument("--out", default=None)
     ap.add_argument("--only", nargs="*", default=None, help="run only variants whose name contains one of these")
+    ap.add_argument("--rebuild", action="store_true",
+                    help="rebuild the processed set in this process before timing (the peer harness preprocesses "
+                         "and then trains in one process; compare with and without)")
     args = ap.parse_args()
 
     import keras
@@ -79,7 +84,7 @@ def main():
     from fuxi_like.training.optimizers import get_optimizer
 
     HP["batch_size"] = args.batch_size
-    fmap = processed(args.rows)
+    fmap = processed(args.rows, rebuild=args.rebuild)
     DeepFM = load_model_module(ROOT / "model_zoo" / "DeepFM").DeepFM
     bs = HP["batch_size"]
     pipe = InputPipeline(fmap, bs, seed=1)
@@ -116,7 +121,7 @@ def main():
     gflops_after = sgemm_gflops()
     lines = [f"# DeepFM training step profile (Criteo-like, {args.rows:,} rows, {fmap.num_rows.get('train', 0):,} train)",
              "", f"Command: `python benchmark/profile_train_step.py --rows {args.rows} --batch-size {bs} "
-             f"--clipnorm {args.clipnorm:g}`; batch {bs}, embedding 16, MLP 400x400x400, global-norm clipping "
+             f"--clipnorm {args.clipnorm:g}{' --rebuild' if args.rebuild else ''}`; batch {bs}, embedding 16, MLP 400x400x400, global-norm clipping "
              f"{args.clipnorm:g} (DeepFM variants; 0 = none); sgemm {gflops:.0f} GFLOP/s before and {gflops_after:.0f} after; "
              f"{fps / 1e6:.2f} MFLOP per sample (dense, forward + backward).", "",
              "| variant | ms/step | samples/s | roofline fraction |", "|---|---|---|---|"]
