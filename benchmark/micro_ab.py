@@ -9,6 +9,8 @@
     python benchmark/micro_ab.py deepfm-parts --batch 10000  # full DeepFM step vs without its MLP vs the MLP alone
     python benchmark/micro_ab.py clip-norm        # a table gradient's squared norm: square + sum vs tf.nn.l2_loss
     python benchmark/micro_ab.py l2-regularizer   # an embedding table's L2 term, fwd + bwd: Keras's vs tf.nn.l2_loss
+    python benchmark/micro_ab.py deepfm-elementwise --batch 10000  # FM fwd/bwd and the concat around DeepFM's tower
+    python benchmark/micro_ab.py rat-xla          # a RAT_frappe training step without and with XLA (CPU)
     python benchmark/micro_ab.py pipeline --batch 10000  # a shuffled in-memory batch: columns gathered one by one
                                                   # vs packed per dtype (wall ms; the prefetch runs ahead)
     python benchmark/micro_ab.py sparcode-bruteforce  # SparCode brute force over Beauty's catalogue: eager vs compiled
@@ -232,6 +234,30 @@ def l2_regularizer():
     return fns
 
 
+def deepfm_elementwise(batch=10000):
+    """The element-wise work around DeepFM's tower on [batch, 39, 16] embeddings, each part alone: the FM
+    forward (sum of squares, field sum) and backward (upstream * (s - v)), the numeric/categorical concat."""
+    import tensorflow as tf
+
+    v = tf.random.normal((batch, 39, 16), seed=3)
+    u, s = tf.random.normal((batch, 1), seed=4), tf.reduce_sum(v, 1)
+    return {"FM forward: sum of squares": tf.function(lambda: tf.reduce_sum(tf.square(v), axis=(1, 2))),
+            "FM forward: field sum": tf.function(lambda: tf.reduce_sum(v, axis=1)),
+            "FM backward: u * (s - v)": tf.function(lambda: tf.expand_dims(u, -1) * (tf.expand_dims(s, 1) - v)),
+            "concat 13 numeric + 26 categorical fields": tf.function(lambda: tf.concat([v[:, :13], v[:, 13:]], 1))}
+
+
+def rat_xla():
+    """A RAT_frappe training step (batch 4096) compiled by tf.function alone vs with XLA (`jit_compile`);
+    needs the trained RAT_frappe (`cd model_zoo/RAT && python run_expid.py --expid RAT_frappe`)."""
+    from benchmark.op_profile import rat_step
+
+    fns = {"tf.function": rat_step(False), "XLA (jit_compile=True)": rat_step(True)}
+    for fn in fns.values():
+        fn()
+    return fns
+
+
 def pipeline(batch=10000):
     """One shuffled in-memory training batch of the 1M-row Criteo-like set (40 columns): every column
     gathered alone vs the 1-D columns of a dtype packed row-major (one row gather each, what
@@ -320,7 +346,8 @@ def sparcode_pairs():
 CASES = {"adam-table": (adam_table, 10), "adam-deepfm": (adam_deepfm, 8), "adam-clip": (adam_clip, 8),
          "deepfm-parts": (deepfm_parts, 4), "densify": (densify, 10),
          "pipeline": (pipeline, 20), "clip-norm": (clip_norm, 20),
-         "l2-regularizer": (l2_regularizer, 20), "sparcode-bruteforce": (sparcode_bruteforce, 1),
+         "l2-regularizer": (l2_regularizer, 20), "deepfm-elementwise": (deepfm_elementwise, 20),
+         "rat-xla": (rat_xla, 2), "sparcode-bruteforce": (sparcode_bruteforce, 1),
          "sparcode-pairs": (sparcode_pairs, 3)}
 
 
@@ -334,7 +361,7 @@ def main():
     from fuxi_like.errors import ConfigError
 
     try:
-        fns = make(a.batch) if a.case in ("adam-deepfm", "adam-clip", "deepfm-parts", "densify", "pipeline") else make()
+        fns = make(a.batch) if a.case in ("adam-deepfm", "adam-clip", "deepfm-parts", "densify", "pipeline", "deepfm-elementwise") else make()
     except ConfigError as e:  # e.g. an untrained model: the weights path and the command to train it
         sys.exit(f"error: {e}")
     for name, times in alternate(fns, a.rounds, reps).items():

@@ -35,14 +35,14 @@ def deepfm_step(batch, mlp):
     return lambda: m.train_on_batch(x, y)
 
 
-def rat_step():
+def rat_step(jit_compile=False):
     from fuxi_like.runner import load_trained
     from fuxi_like.training.optimizers import Adam
 
     d = load_trained(ROOT / "model_zoo" / "RAT" / "config", "RAT_frappe")
     m = d["model"]
     x, y = next(iter(d["pipeline"].dataset("train", shuffle=True)))
-    m.compile(optimizer=Adam(1e-3, global_clipnorm=10.0), loss="binary_crossentropy")
+    m.compile(optimizer=Adam(1e-3, global_clipnorm=10.0), loss="binary_crossentropy", jit_compile=jit_compile)
     return lambda: m.train_on_batch(x, y)
 
 
@@ -76,7 +76,12 @@ def main():
     a = ap.parse_args()
     import tensorflow as tf
 
-    step = deepfm_step(a.batch, not a.no_mlp) if a.model == "deepfm" else rat_step()
+    from fuxi_like.errors import ConfigError
+
+    try:
+        step = deepfm_step(a.batch, not a.no_mlp) if a.model == "deepfm" else rat_step()
+    except ConfigError as e:  # e.g. RAT_frappe not trained yet: the weights path and the command to train it
+        sys.exit(f"error: {e}")
     for _ in range(3):
         step()
     with tempfile.TemporaryDirectory() as logdir:

@@ -140,6 +140,8 @@ def main():
     ap.add_argument("--rule-keys", nargs="*", default=["user_id", "item_id"],
                     help="key fields of the neighbour-label diagnostic (empty: skip it)")
     args = ap.parse_args()
+    if args.tail_quantile is not None and not 0 < args.tail_quantile <= 1:
+        ap.error(f"--tail-quantile must be in (0, 1], got {args.tail_quantile}")
     lines = [f"# RAT on `{args.dataset}`: variants and baselines", "",
              "Same processed splits for every model; each model's configurations (see "
              "`benchmark/sweeps/<Model>_" + args.dataset + "_tuner.yaml`) x 3 seeds; the configuration with the best "
