@@ -10,8 +10,9 @@ it runs fuxi_like, then FuxiCTR, one after the other in separate processes, from
 the same CSV files with the same hyperparameters, and records: preprocessing time
 (CSV -> processed parquet), steady-state training samples/s (after warm-up steps),
 peak private memory of the whole process tree (Private_Clean + Private_Dirty from
-/proc/*/smaps_rollup, sampled every 0.2 s: FuxiCTR's Ray loader maps large shared
-pages that inflate RSS), test AUC and logloss. The machine's sgemm GFLOP/s is
+/proc/*/smaps_rollup: FuxiCTR's Ray loader maps large shared pages that inflate RSS;
+read only when the tree's RssAnon grows, see `memory.py`: each read walks the page
+tables, ~74 ms for a 2 GB process), test AUC and logloss. The machine's sgemm GFLOP/s is
 measured in the same run to express throughput as a fraction of the matmul
 roofline. Writes `benchmark/results/peers.md`.
 """
@@ -22,7 +23,6 @@ import os
 import platform
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -44,54 +44,39 @@ def ensure_fuxictr():
     return str(py)
 
 
-def tree_private_kb(pid):
-    """Private memory (kB) of `pid` and all its descendants."""
-    total, stack = 0, [pid]
-    while stack:
-        p = stack.pop()
-        try:
-            for line in open(f"/proc/{p}/smaps_rollup"):
-                if line.startswith(("Private_Clean:", "Private_Dirty:")):
-                    total += int(line.split()[1])
-            for t in os.listdir(f"/proc/{p}/task"):
-                stack += [int(c) for c in open(f"/proc/{p}/task/{t}/children").read().split()]
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-    return total
-
-
 def run_driver(python, driver, spec, env=None):
+    from benchmark.peers.memory import TreeMemorySampler
+
     proc = subprocess.Popen([python, str(driver), json.dumps(spec)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=dict(os.environ, **(env or {})))
-    peak = [0]
-
-    def sample():
-        while proc.poll() is None:
-            peak[0] = max(peak[0], tree_private_kb(proc.pid))
-            time.sleep(0.2)
-
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
+    sampler = TreeMemorySampler(proc.pid).start()
     out, err = proc.communicate()
-    th.join()
+    sampler.stop()
     lines = [l for l in out.splitlines() if l.startswith("RESULT ")]
     if proc.returncode or not lines:
         raise RuntimeError(f"{driver.name} failed (exit {proc.returncode}):\n{out[-2000:]}\n{err[-4000:]}")
     res = json.loads(lines[0][7:])
-    res["peak_private_mb"] = peak[0] / 1024
+    res.update(peak_private_mb=sampler.peak_private_kb / 1024, peak_anon_mb=sampler.peak_anon_kb / 1024,
+               memory_reads=sampler.private_reads, memory_read_s=sampler.read_seconds)
     return res
 
 
-def sgemm_gflops(n=2048, reps=10):
+def sgemm_gflops(n=2048, reps=3, trials=7):
+    """The machine's float32 matmul rate (NumPy, n x n): the best of `trials` timings of `reps`
+    products. The best, not the mean: the VM's speed drifts by 15-30% between seconds, and a
+    roofline denominator taken in a slow second would flatter the fraction."""
     import numpy as np
 
     a = np.random.default_rng(0).random((n, n), dtype=np.float32)
     b = a.copy()
     a @ b
-    t = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
+    best = 0.0
+    for _ in range(trials):
+        t = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        best = max(best, 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9)
+    return best
 
 
 def flops_per_sample(model, n_fields, hp):
@@ -225,7 +210,7 @@ def main():
 
     lines = ["# Peer comparison: fuxi_like vs FuxiCTR", "",
              f"Machine: {platform.machine()}, {os.cpu_count()} cores, CPU only; measured sgemm (NumPy float32 2048^2, "
-             f"just before each of our runs): **{min(sgemms):.1f}-{max(sgemms):.1f} GFLOP/s**. Same CSV files, same "
+             f"best of 7 x 3 products just before each of our runs): **{min(sgemms):.1f}-{max(sgemms):.1f} GFLOP/s**. Same CSV files, same "
              f"feature types, same hyperparameters "
              f"(embedding {HP['embedding_dim']}, MLP {'x'.join(map(str, HP['hidden_units']))}, batch {HP['batch_size']}, "
              f"Adam lr {HP['learning_rate']}, no regularisation/dropout; DCNv2 parallel with {HP['num_cross_layers']} "
