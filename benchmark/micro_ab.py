@@ -16,6 +16,8 @@
     python benchmark/micro_ab.py sparcode-bruteforce  # SparCode brute force over Beauty's catalogue: eager vs compiled
     python benchmark/micro_ab.py sparcode-pairs   # SparCode MLP scorer over 512 x 4 tokens x 200 items, fwd + bwd:
                                                   # W_p(t * e) stacked per pair (kept) vs e @ (diag(t) W_p) per token
+    python benchmark/micro_ab.py memory-sampler   # DeepFM step while another process samples its memory:
+                                                  # none vs smaps_rollup every 0.2 s vs benchmark/peers/memory.py
 
 Prints the median and every round (ms). Alternating rounds in one process cancels slow drift of a
 shared machine, not contention: run it alone for numbers worth quoting.
@@ -343,12 +345,54 @@ def sparcode_pairs():
     return fns
 
 
+_SAMPLER = """
+import sys, threading, time
+sys.path.insert(0, sys.argv[2])
+from benchmark.peers.memory import TreeMemorySampler, private_kb, tree_pids
+pid, mode = int(sys.argv[1]), ["none"]
+def read():
+    for line in sys.stdin:
+        mode[0] = line.strip()
+threading.Thread(target=read, daemon=True).start()
+cheap, state = TreeMemorySampler(pid), {"anon": 0, "at": 0.0, "not_before": 0.0}
+while True:
+    if mode[0] == "smaps every 0.2 s":
+        private_kb(tree_pids(pid))
+    elif mode[0] == "TreeMemorySampler":
+        cheap.poll(state)
+    time.sleep(0.2)
+"""
+
+
+def memory_sampler(batch=4096):
+    """A DeepFM training step (fixed batch, the 1M-row set in memory) while another process samples
+    this one's memory: not at all, by smaps_rollup every 0.2 s (the peer harness until 2026-11-30:
+    each read walks the page tables), or by `benchmark/peers/memory.py`'s sampler (cheap RssAnon
+    polls, smaps_rollup only on growth)."""
+    import atexit
+    import subprocess
+
+    from fuxi_like.training.optimizers import Adam
+
+    step = _deepfm_steps((("adam", Adam),), batch)["adam"]
+    helper = subprocess.Popen([sys.executable, "-c", _SAMPLER, str(os.getpid()), str(ROOT)],
+                              stdin=subprocess.PIPE, text=True)
+    atexit.register(helper.kill)
+
+    def run(mode):
+        helper.stdin.write(mode + "\n")
+        helper.stdin.flush()
+        step()
+
+    return {m: (lambda m=m: run(m)) for m in ("none", "smaps every 0.2 s", "TreeMemorySampler")}
+
+
 CASES = {"adam-table": (adam_table, 10), "adam-deepfm": (adam_deepfm, 8), "adam-clip": (adam_clip, 8),
          "deepfm-parts": (deepfm_parts, 4), "densify": (densify, 10),
          "pipeline": (pipeline, 20), "clip-norm": (clip_norm, 20),
          "l2-regularizer": (l2_regularizer, 20), "deepfm-elementwise": (deepfm_elementwise, 20),
          "rat-xla": (rat_xla, 2), "sparcode-bruteforce": (sparcode_bruteforce, 1),
-         "sparcode-pairs": (sparcode_pairs, 3)}
+         "sparcode-pairs": (sparcode_pairs, 3), "memory-sampler": (memory_sampler, 10)}
 
 
 def main():
@@ -361,7 +405,7 @@ def main():
     from fuxi_like.errors import ConfigError
 
     try:
-        fns = make(a.batch) if a.case in ("adam-deepfm", "adam-clip", "deepfm-parts", "densify", "pipeline", "deepfm-elementwise") else make()
+        fns = make(a.batch) if a.case in ("adam-deepfm", "adam-clip", "deepfm-parts", "densify", "pipeline", "deepfm-elementwise", "memory-sampler") else make()
     except ConfigError as e:  # e.g. an untrained model: the weights path and the command to train it
         sys.exit(f"error: {e}")
     for name, times in alternate(fns, a.rounds, reps).items():
