@@ -20,6 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from fuxi_like.tf_env import configure  # noqa: E402  TF's host allocator as the entry points set it
+
+configure()
 
 
 def deepfm_step(batch, mlp):

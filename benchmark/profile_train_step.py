@@ -21,6 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from fuxi_like.tf_env import configure  # noqa: E402  TF's host allocator as the entry points set it
+
+configure()
 
 HP = {"embedding_dim": 16, "hidden_units": [400, 400, 400], "batch_size": 4096, "learning_rate": 1e-3}
 

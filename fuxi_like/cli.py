@@ -5,9 +5,9 @@ import sys
 
 
 def main(argv=None):
-    import os
+    from .tf_env import configure
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    configure()  # before TensorFlow starts: its host allocator, log level (see tf_env.py)
     p = argparse.ArgumentParser(prog="fuxi_like", description="fuxi_like command line")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run one expid of a model folder")

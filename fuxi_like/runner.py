@@ -221,9 +221,9 @@ def cli(argv=None, default_expid=None, default_config="./config/"):
     """The command line of every model folder's `run_expid.py`."""
     import argparse
 
-    import os
+    from .tf_env import configure
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    configure()  # before TensorFlow starts: its host allocator, log level (see tf_env.py)
     parser = argparse.ArgumentParser(description="Run one experiment (expid) of this model folder.")
     parser.add_argument("--config", default=str(default_config), help=f"config directory (default {default_config})")
     parser.add_argument("--expid", default=default_expid, required=default_expid is None)

@@ -9,6 +9,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from fuxi_like.tf_env import configure  # noqa: E402  as the entry points: TF's BFC host allocator
+
+configure()
+
 SHARED = ROOT.parent / "shared" / "data"
 
 
