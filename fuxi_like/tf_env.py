@@ -4,7 +4,7 @@
   allocator instead of plain malloc. With malloc, every step's large temporaries are fresh
   mmap'd pages the kernel faults in and zeroes again: a DeepFM step at batch 4096 took ~4,500
   page faults and ~15 ms of kernel time per step on 2 cores, and ran ~9% slower (measured
-  three times each way, `benchmark/results/peers_runs.md`). The pool keeps memory it has used
+  three times each way; `python benchmark/host_allocator.py`). The pool keeps memory it has used
   for reuse, so RSS stays at the run's peak instead of falling between steps.
 - `TF_CPU_BFC_MEM_LIMIT_IN_MB`: that pool's cap. TF's default is 64 GB whatever the machine;
   it is set to the machine's physical memory, so large in-memory datasets are not refused.
