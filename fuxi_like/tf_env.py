@@ -2,10 +2,13 @@
 
 - `TF_CPU_ALLOCATOR_USE_BFC=true`: TensorFlow's host (CPU) tensors come from its BFC pool
   allocator instead of plain malloc. With malloc, every step's large temporaries are fresh
-  mmap'd pages the kernel faults in and zeroes again: a DeepFM step at batch 4096 took ~4,500
-  page faults and ~15 ms of kernel time per step on 2 cores, and ran ~9% slower (measured
-  three times each way; `python benchmark/host_allocator.py`). The pool keeps memory it has used
-  for reuse, so RSS stays at the run's peak instead of falling between steps.
+  mmap'd pages the kernel faults in and zeroes again: a DeepFM step at batch 4096 on 2 cores
+  took ~4,200 page faults and ~16 ms of kernel CPU per step, against ~150 and ~3 ms from the
+  pool (`python benchmark/host_allocator.py`). The step time gained less and not every time:
+  median ratio malloc/BFC 1.03 over 7 quiet pairs (0.85-1.17), ~1.09 with another job
+  sharing the cores; the CPU it frees matters most when processes share a machine (sweeps).
+  The pool keeps memory it has used for reuse, so RSS stays at the run's peak instead of
+  falling between steps.
 - `TF_CPU_BFC_MEM_LIMIT_IN_MB`: that pool's cap. TF's default is 64 GB whatever the machine;
   it is set to the machine's physical memory, so large in-memory datasets are not refused.
 - `TF_CPP_MIN_LOG_LEVEL=2`: TF's C++ info lines off.
