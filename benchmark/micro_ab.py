@@ -16,6 +16,7 @@
     python benchmark/micro_ab.py sparcode-bruteforce  # SparCode brute force over Beauty's catalogue: eager vs compiled
     python benchmark/micro_ab.py sparcode-pairs   # SparCode MLP scorer over 512 x 4 tokens x 200 items, fwd + bwd:
                                                   # W_p(t * e) stacked per pair (kept) vs e @ (diag(t) W_p) per token
+    python benchmark/micro_ab.py fm-matmul        # FM fwd + bwd: the layer vs the field sum as a matmul
     python benchmark/micro_ab.py memory-sampler   # DeepFM step while another process samples its memory:
                                                   # none vs smaps_rollup every 0.2 s vs benchmark/peers/memory.py
 
@@ -252,6 +253,46 @@ def deepfm_elementwise(batch=10000):
             "concat 13 numeric + 26 categorical fields": tf.function(lambda: tf.concat([v[:, :13], v[:, 13:]], 1))}
 
 
+def fm_matmul(batch=4096):
+    """The FM term on [batch, 39, 16] embeddings, forward + backward: the layer's (field sum by a reduction,
+    written-out gradient s - v) vs the field sum as a matmul with a tiled identity ([B, 624] @ [624, 16]),
+    by autodiff and with a written-out gradient. Checks all give the same gradient."""
+    import tensorflow as tf
+
+    from fuxi_like.layers.interaction import _fm_interaction
+
+    f, d = 39, 16
+    v = tf.Variable(tf.random.normal((batch, f, d), seed=3))
+    u = tf.random.normal((batch, 1), seed=4)
+    tiled = tf.constant(np.tile(np.eye(d, dtype="float32"), (f, 1)))
+
+    def by_matmul(v):
+        x = tf.reshape(v, (-1, f * d))
+        s = x @ tiled
+        return 0.5 * (tf.reduce_sum(s * s, -1, keepdims=True) - tf.reduce_sum(x * x, -1, keepdims=True))
+
+    @tf.custom_gradient
+    def by_matmul_written(v):
+        x = tf.reshape(v, (-1, f * d))
+        s = x @ tiled
+        out = 0.5 * (tf.reduce_sum(s * s, -1, keepdims=True) - tf.reduce_sum(x * x, -1, keepdims=True))
+        return out, lambda up: tf.reshape(up * (tf.matmul(s, tiled, transpose_b=True) - x), tf.shape(v))
+
+    def step(fm):
+        @tf.function
+        def run():
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(fm(v) * u)
+            return tape.gradient(loss, v)
+        return run
+
+    fns = {"FM layer (reduction, written-out gradient)": step(_fm_interaction),
+           "field sum as matmul, autodiff": step(by_matmul), "field sum as matmul, written-out": step(by_matmul_written)}
+    ref = next(iter(fns.values()))().numpy()
+    assert all(np.allclose(fn().numpy(), ref, atol=1e-4) for fn in fns.values())
+    return fns
+
+
 def rat_xla():
     """A RAT_frappe training step (batch 4096) compiled by tf.function alone vs with XLA (`jit_compile`);
     needs the trained RAT_frappe (`cd model_zoo/RAT && python run_expid.py --expid RAT_frappe`)."""
@@ -395,7 +436,7 @@ CASES = {"adam-table": (adam_table, 10), "adam-deepfm": (adam_deepfm, 8), "adam-
          "pipeline": (pipeline, 20), "clip-norm": (clip_norm, 20),
          "l2-regularizer": (l2_regularizer, 20), "deepfm-elementwise": (deepfm_elementwise, 20),
          "rat-xla": (rat_xla, 2), "sparcode-bruteforce": (sparcode_bruteforce, 1),
-         "sparcode-pairs": (sparcode_pairs, 3), "memory-sampler": (memory_sampler, 10)}
+         "sparcode-pairs": (sparcode_pairs, 3), "memory-sampler": (memory_sampler, 10), "fm-matmul": (fm_matmul, 20)}
 
 
 def main():
@@ -408,7 +449,7 @@ def main():
     from fuxi_like.errors import ConfigError
 
     try:
-        fns = make(a.batch) if a.case in ("adam-deepfm", "adam-clip", "deepfm-parts", "densify", "pipeline", "deepfm-elementwise", "memory-sampler") else make()
+        fns = make(a.batch) if a.case in ("adam-deepfm", "adam-clip", "deepfm-parts", "densify", "pipeline", "deepfm-elementwise", "memory-sampler", "fm-matmul") else make()
     except ConfigError as e:  # e.g. an untrained model: the weights path and the command to train it
         sys.exit(f"error: {e}")
     for name, times in alternate(fns, a.rounds, reps).items():
