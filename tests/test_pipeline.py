@@ -109,3 +109,21 @@ def test_load_split_block_by_block_equals_reading_whole_tables(fmap):
         assert got[k].dtype == want.dtype and got[k].shape == want.shape, k
         np.testing.assert_array_equal(got[k], want)
     assert got["s"].ndim == 2 and got["s"].shape[1] == 4
+
+
+def test_load_split_names_the_shard_and_column_whose_type_differs(fmap, tmp_path):
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from fuxi_like.data.tf_dataset import split_files
+    from fuxi_like.errors import DataError
+
+    copy = tmp_path / "proc"
+    shutil.copytree(fmap.data_dir, copy)
+    bad = split_files(copy, "train")[2]
+    t = pq.read_table(bad)
+    pq.write_table(t.set_column(t.schema.get_field_index("c"), "c", t.column("c").cast(pa.float64())), bad)
+    with pytest.raises(DataError, match=rf"{bad.name}.*column 'c' reads as float64"):
+        load_split(fmap, "train", data_dir=str(copy))

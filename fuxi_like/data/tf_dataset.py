@@ -35,7 +35,6 @@ def split_files(data_dir, split):
 def _column_to_numpy(col):
     """One Arrow column (a ChunkedArray) -> numpy: zero-copy for a single chunk without nulls,
     else one concatenation of the chunks (no `combine_chunks` copy in Arrow's pool first)."""
-    import pyarrow as pa
 
     def one(chunk):
         if pa.types.is_fixed_size_list(chunk.type):
@@ -84,6 +83,12 @@ def load_split(feature_map, split, data_dir=None):
         if out is None:
             out = {k: np.empty((total,) + v.shape[1:], v.dtype) for k, v in block.items()}
         for k, v in block.items():
+            if v.dtype != out[k].dtype or v.shape[1:] != out[k].shape[1:]:
+                from ..errors import DataError
+
+                raise DataError(f"{f}: row group {g}, column '{k}' reads as {v.dtype}{list(v.shape[1:])} where "
+                                f"the split's first block had {out[k].dtype}{list(out[k].shape[1:])} (mixed "
+                                "shards or nulls in processed data); rebuild the dataset (--rebuild_dataset)")
             out[k][at:at + n] = v
         at += n
         del block
