@@ -162,6 +162,13 @@ def run_pair(spec, args, fx_python, label):
         r["sgemm"] = gflops
         print(label, name, r, flush=True)
         runs.append((name, r))
+    if args.plain_keras and spec["model"] == "DeepFM":
+        gflops = sgemm_gflops()
+        r = run_driver(sys.executable, Path(__file__).parent / "plain_keras_driver.py", spec,
+                       {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
+        r["sgemm"] = gflops
+        print(label, "plain Keras 3", r, flush=True)
+        runs.append(("reference, plain Keras 3", r))
     fx = run_driver(fx_python, Path(__file__).parent / "fuxictr_driver.py", spec,
                     {"CUDA_VISIBLE_DEVICES": "", "RAY_DISABLE_USAGE_STATS": "1"})
     fx["sgemm"] = runs[0][1]["sgemm"]
@@ -178,6 +185,9 @@ def main():
     p.add_argument("--batch-size", type=int, default=HP["batch_size"])
     p.add_argument("--lazyadam", action="store_true",
                    help="also run fuxi_like with optimizer lazyadam (row-sparse embedding updates; FuxiCTR keeps Adam)")
+    p.add_argument("--plain-keras", action="store_true",
+                   help="also train a plain Keras 3 DeepFM (stock layers, one offset table, model.fit on arrays; "
+                        "benchmark/peers/plain_keras_driver.py) as a reference; its preprocessing is fuxi_like's")
     p.add_argument("--repeats", type=int, default=1,
                    help="run each pair this many times, alternating the frameworks (the VM's speed drifts by ~15%%)")
     p.add_argument("--out", default=str(ROOT / "benchmark/results/peers.md"))
@@ -221,6 +231,7 @@ def main():
              "(`benchmark/peers/fuxictr_driver.py`) since the pip package has no model zoo.",
              f"Command: `python benchmark/peers/run_peers.py --rows {args.rows} --datasets {' '.join(args.datasets)} "
              f"--models {' '.join(args.models)} --batch-size {HP['batch_size']}{' --lazyadam' if args.lazyadam else ''}"
+             f"{' --plain-keras' if args.plain_keras else ''}"
              f"{f' --repeats {args.repeats}' if args.repeats > 1 else ''}`",
              "",
              "| data | model | framework | run | preprocess s | train samples/s | peak private MB | test AUC | test logloss | roofline |",
