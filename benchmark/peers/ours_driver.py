@@ -15,6 +15,16 @@ from fuxi_like.tf_env import configure  # noqa: E402  TF's host allocator as the
 configure()
 
 
+def dataset_config(spec, data_root):
+    """fuxi_like's dataset config for a peer spec: the same CSVs, feature types and min count as FuxiCTR's."""
+    cols = [{"name": spec["categorical"], "type": "categorical"}]
+    if spec["numeric"]:
+        cols.insert(0, {"name": spec["numeric"], "type": "numeric", "fill_na": 0})
+    return {"data_root": data_root, "train_data": spec["paths"]["train"], "valid_data": spec["paths"]["valid"],
+            "test_data": spec["paths"]["test"], "min_categr_count": spec["min_categr_count"], "feature_cols": cols,
+            "label_col": {"name": spec["label"], "dtype": "float"}}
+
+
 def main(spec):
     import keras
     import yaml
@@ -27,13 +37,7 @@ def main(spec):
     from fuxi_like.utils import seed_everything
 
     hp = spec["hparams"]
-    cols = [{"name": spec["categorical"], "type": "categorical"}]
-    if spec["numeric"]:
-        cols.insert(0, {"name": spec["numeric"], "type": "numeric", "fill_na": 0})
-    ds = {"data_root": spec["work_dir"] + "/ours_data", "train_data": spec["paths"]["train"],
-          "valid_data": spec["paths"]["valid"], "test_data": spec["paths"]["test"],
-          "min_categr_count": spec["min_categr_count"], "feature_cols": cols,
-          "label_col": {"name": spec["label"], "dtype": "float"}}
+    ds = dataset_config(spec, spec["work_dir"] + "/ours_data")
     model_hp = {"DeepFM": {"hidden_units": hp["hidden_units"]},
                 "DCNv2": {"parallel_dnn_hidden_units": hp["hidden_units"], "num_cross_layers": hp["num_cross_layers"],
                           "model_structure": "parallel"}}[spec["model"]]

@@ -75,18 +75,13 @@ def main(spec):
     from fuxi_like.config import load_dataset_config
     from fuxi_like.data.build_dataset import build_dataset, load_feature_map
     from fuxi_like.data.tf_dataset import load_split
+    from benchmark.peers.ours_driver import dataset_config
     from fuxi_like.metrics import auc, logloss
 
     if spec["model"] != "DeepFM":
         raise SystemExit("plain_keras_driver: DeepFM only")
     hp = spec["hparams"]
-    cols = [{"name": spec["categorical"], "type": "categorical"}]
-    if spec["numeric"]:
-        cols.insert(0, {"name": spec["numeric"], "type": "numeric", "fill_na": 0})
-    ds = {"data_root": spec["work_dir"] + "/plain_keras_data", "train_data": spec["paths"]["train"],
-          "valid_data": spec["paths"]["valid"], "test_data": spec["paths"]["test"],
-          "min_categr_count": spec["min_categr_count"], "feature_cols": cols,
-          "label_col": {"name": spec["label"], "dtype": "float"}}
+    ds = dataset_config(spec, spec["work_dir"] + "/plain_keras_data")
     cfg = Path(spec["work_dir"]) / "plain_keras_config"
     cfg.mkdir(parents=True, exist_ok=True)
     (cfg / "dataset_config.yaml").write_text(yaml.safe_dump({spec["dataset_id"]: ds}))
