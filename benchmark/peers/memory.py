@@ -3,7 +3,8 @@
 Private memory (Private_Clean + Private_Dirty, /proc/<pid>/smaps_rollup) is what the peer
 comparison reports: FuxiCTR's Ray loader maps large shared pages that inflate RSS. But the
 kernel walks every page table of the process to answer smaps_rollup: ~74 ms for one read of
-a 2.2 GB training process here, so reading it every 0.2 s took about a third of one of the
+a 2.2 GB RAT training process here (`python benchmark/peers/memory.py`: 40 ms for a process
+holding 2 GB in 4 kB pages, 0.05 ms for its status file), so reading it every 0.2 s took about a third of one of the
 machine's two cores from the run being timed (and holds the process's mmap lock meanwhile).
 
 `TreeMemorySampler` polls the cheap counters instead (RssAnon from /proc/<pid>/status, ~70 us)
@@ -101,3 +102,35 @@ class TreeMemorySampler:
         while not self._stop.is_set():
             self.poll(state)
             self._stop.wait(self.interval)
+
+
+def main():
+    """Time one smaps_rollup read against one status read of a process (the cost this module avoids)."""
+    import argparse
+
+    import numpy as np
+
+    ap = argparse.ArgumentParser(description="time /proc reads of a process: smaps_rollup vs status")
+    ap.add_argument("--pid", type=int, default=None, help="process to read (default: this one, after --alloc-gb)")
+    ap.add_argument("--alloc-gb", type=float, default=2.0, help="memory this process allocates and touches first")
+    ap.add_argument("--reads", type=int, default=20)
+    a = ap.parse_args()
+    hold = None
+    if a.pid is None:
+        try:  # 4 kB pages, as TF's heap gets: NumPy otherwise asks for huge pages, 512x fewer entries to walk
+            np._core.multiarray._set_madvise_hugepage(False)
+        except AttributeError:
+            pass
+        hold = np.ones(int(a.alloc_gb * (1 << 30)) // 8)  # touched: resident, private
+    pid = a.pid or os.getpid()
+    for name, fn in (("smaps_rollup (private memory)", lambda: private_kb([pid])),
+                     ("status (RssAnon)", lambda: anon_kb([pid]))):
+        t = time.perf_counter()
+        for _ in range(a.reads):
+            fn()
+        print(f"{name}: {(time.perf_counter() - t) / a.reads * 1e3:.2f} ms per read of pid {pid}")
+    del hold
+
+
+if __name__ == "__main__":
+    main()
