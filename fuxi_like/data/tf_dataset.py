@@ -67,8 +67,9 @@ def load_split(feature_map, split, data_dir=None):
 
     Read one parquet row group at a time into preallocated arrays, handing Arrow's buffers back
     after each: the peak is about the split's size plus one row group, where reading whole
-    tables held ~3x (Arrow's allocator keeps freed buffers; 1M Criteo-like training rows, 122 MB
-    of arrays: 367 MB RSS before)."""
+    tables held ~3x (Arrow's allocator keeps freed buffers). 1M-row Criteo-like training split,
+    122 MB of arrays: RSS +363 -> +146 MB, peak +363 -> +250 MB; the whole in-memory pipeline
+    from disk RSS +254 -> +126 MB, peak +326 -> +241 MB (`python benchmark/load_memory.py`)."""
     data_dir = data_dir or feature_map.data_dir
     cols = columns_of(feature_map)
     parts = [(f, g, pf.metadata.row_group(g).num_rows) for f in split_files(data_dir, split)
@@ -133,7 +134,8 @@ def _pack_columns(arrays):
 
     Consumes `arrays` (its entries are removed as they are copied): each source column is freed
     once copied into its packed matrix, so building needs about twice the split's size (the
-    packed matrix, then TF's copy of it), not three times."""
+    packed matrix, then TF's copy of it): peak +215 MB for 122 MB of arrays, +334 MB when the
+    arrays were kept (`python benchmark/load_memory.py`)."""
     groups = {}
     for k, v in arrays.items():
         if v.ndim == 1:
