@@ -123,6 +123,8 @@ def main():
             pass
         hold = np.ones(int(a.alloc_gb * (1 << 30)) // 8)  # touched: resident, private
     pid = a.pid or os.getpid()
+    if not os.path.exists(f"/proc/{pid}/smaps_rollup"):
+        raise SystemExit(f"error: /proc/{pid}/smaps_rollup not found (no such process, or not Linux)")
     for name, fn in (("smaps_rollup (private memory)", lambda: private_kb([pid])),
                      ("status (RssAnon)", lambda: anon_kb([pid]))):
         t = time.perf_counter()
