@@ -17,6 +17,8 @@
     python benchmark/micro_ab.py sparcode-pairs   # SparCode MLP scorer over 512 x 4 tokens x 200 items, fwd + bwd:
                                                   # W_p(t * e) stacked per pair (kept) vs e @ (diag(t) W_p) per token
     python benchmark/micro_ab.py fm-matmul        # FM fwd + bwd: the layer vs the field sum as a matmul
+    python benchmark/micro_ab.py numeric-factored # DeepFM step: FM + MLP on the flattened embeddings vs numeric
+                                                  # fields by their factors (call_fields, the default)
     python benchmark/micro_ab.py memory-sampler   # DeepFM step while another process samples its memory:
                                                   # none vs smaps_rollup every 0.2 s vs benchmark/peers/memory.py
 
@@ -293,6 +295,41 @@ def fm_matmul(batch=4096):
     return fns
 
 
+def numeric_factored(batch=4096):
+    """A DeepFM training step on the 1M-row Criteo-like set (13 numeric of 39 fields): the FM and the MLP
+    on the flattened [batch, 39 x 16] embeddings (the plain path) vs on the field embeddings with numeric
+    fields by their factors (`MLPBlock.call_fields`, `FactorizationMachine.call_fields`, the DeepFM
+    default); checks both give the same predictions before and after a step."""
+    import keras
+
+    from fuxi_like.layers import FeatureEmbedding
+    from fuxi_like.training.optimizers import Adam
+
+    fmap, DeepFM, x, y = _criteo_batch(batch)
+
+    class PlainDeepFM(DeepFM):
+        def call(self, inputs, training=None):
+            emb = self.embedding(inputs)
+            logit = self.lr(inputs) + self.fm(FeatureEmbedding.stack(emb))
+            return self.output_activation(logit + self.mlp(FeatureEmbedding.flatten(emb), training=training))
+
+    models = {}
+    for name, cls in (("flattened (plain path)", PlainDeepFM), ("numeric fields factored (call_fields)", DeepFM)):
+        keras.utils.set_random_seed(1)
+        m = cls(fmap, hidden_units=[400, 400, 400], embedding_dim=16)
+        m.compile(optimizer=Adam(1e-3, global_clipnorm=10.0), loss="binary_crossentropy")
+        m(x)
+        models[name] = m
+    a, b = models.values()
+    b.set_weights(a.get_weights())
+    for _ in range(2):
+        err = float(np.abs(a.predict_on_batch(x) - b.predict_on_batch(x)).max())
+        assert err < 1e-5, err
+        a.train_on_batch(x, y)
+        b.train_on_batch(x, y)
+    return {k: (lambda m=m: m.train_on_batch(x, y)) for k, m in models.items()}
+
+
 def rat_xla():
     """A RAT_frappe training step (batch 4096) compiled by tf.function alone vs with XLA (`jit_compile`);
     needs the trained RAT_frappe (`cd model_zoo/RAT && python run_expid.py --expid RAT_frappe`)."""
@@ -436,7 +473,8 @@ CASES = {"adam-table": (adam_table, 10), "adam-deepfm": (adam_deepfm, 8), "adam-
          "pipeline": (pipeline, 20), "clip-norm": (clip_norm, 20),
          "l2-regularizer": (l2_regularizer, 20), "deepfm-elementwise": (deepfm_elementwise, 20),
          "rat-xla": (rat_xla, 2), "sparcode-bruteforce": (sparcode_bruteforce, 1),
-         "sparcode-pairs": (sparcode_pairs, 3), "memory-sampler": (memory_sampler, 10), "fm-matmul": (fm_matmul, 20)}
+         "sparcode-pairs": (sparcode_pairs, 3), "memory-sampler": (memory_sampler, 10), "fm-matmul": (fm_matmul, 20),
+         "numeric-factored": (numeric_factored, 8)}
 
 
 def main():
@@ -449,7 +487,7 @@ def main():
     from fuxi_like.errors import ConfigError
 
     try:
-        fns = make(a.batch) if a.case in ("adam-deepfm", "adam-clip", "deepfm-parts", "densify", "pipeline", "deepfm-elementwise", "memory-sampler", "fm-matmul") else make()
+        fns = make(a.batch) if a.case in ("adam-deepfm", "adam-clip", "deepfm-parts", "densify", "pipeline", "deepfm-elementwise", "memory-sampler", "fm-matmul", "numeric-factored") else make()
     except ConfigError as e:  # e.g. an untrained model: the weights path and the command to train it
         sys.exit(f"error: {e}")
     for name, times in alternate(fns, a.rounds, reps).items():

@@ -222,7 +222,7 @@ class FeatureEmbedding(keras.layers.Layer):
         for d, names in by_dim.items():  # all numeric fields of one dim in one multiply
             x = ops.stack([ops.cast(ops.reshape(inputs[n], (-1,)), self.compute_dtype) for n in names], axis=1)
             w = ops.concatenate([ops.expand_dims(self.numeric_w[n], 0) for n in names], axis=0)
-            out.add_group(names, ops.expand_dims(x, -1) * w)
+            out.add_group(names, ops.expand_dims(x, -1) * w, factors=(x, w))
         for n in self.names:
             spec = fmap.features[n]
             t = spec["type"]
@@ -269,22 +269,35 @@ class FieldEmbeddings(dict):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.groups = {}  # name -> (group tensor [B, k, D], position, the slice tensor)
+        self.factors = {}  # name -> (values [B, k], vectors [k, D]) of a group that is values[..., None] * vectors
         self._stacked = {}  # tuple of names -> (the values, stacked tensor): stack and flatten share one concat
 
-    def add_group(self, names, tensor):
+    def add_group(self, names, tensor, factors=None):
+        """Fields `names` as slices of one [B, k, D] tensor; `factors` (x [B, k], w [k, D]) when the tensor
+        is x[..., None] * w (numeric fields), so layers can skip the product (`factored`)."""
         for i, (n, e) in enumerate(zip(names, ops.unstack(tensor, len(names), axis=1))):
             self[n] = e
             self.groups[n] = (tensor, i, e)
+            if factors is not None:
+                self.factors[n] = factors
 
     def ordered(self, names):
         out = FieldEmbeddings((n, self[n]) for n in names)
         out.groups = self.groups
+        out.factors = self.factors
         out._stacked = {}
         return out
 
     def _group_of(self, name):
         g = self.groups.get(name)
         return g if g is not None and g[2] is self.get(name) else None
+
+    def factored(self, name):
+        """(x [B, k], w [k, D], i) when field `name` is still x[:, i, None] * w[i] as its group made it
+        (a numeric field), else None: a value replaced in the dict is never read through its factors."""
+        g = self._group_of(name)
+        f = self.factors.get(name)
+        return None if g is None or f is None else (f[0], f[1], g[1])
 
     def stack(self, names):
         key = tuple(names)

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from .embedding import FeatureEmbedding
+from .factored_fields import fm_on_fields
 
 
 @ops.custom_gradient
@@ -27,6 +28,13 @@ class FactorizationMachine(keras.layers.Layer):
 
     def call(self, v):
         return _fm_interaction(v)
+
+    def call_fields(self, emb, names=None):
+        """The same term on a FieldEmbeddings dict (fields `names`, default all): numeric fields enter by
+        their sums, never as [B, k, D] products (`factored_fields`); equal to `self(stack(emb, names))`."""
+        names = list(names or emb)
+        out = fm_on_fields(emb, names)
+        return self(FeatureEmbedding.stack(emb, names)) if out is None else out
 
 
 class LogisticRegression(keras.layers.Layer):

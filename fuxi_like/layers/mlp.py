@@ -1,8 +1,11 @@
 """MLPBlock: Dense -> [BatchNorm] -> activation -> [Dropout], repeated."""
 
 import keras
+from keras import activations, ops
 
 from .activations import get_activation
+from .embedding import FeatureEmbedding
+from .factored_fields import dense_on_fields, has_factored
 
 
 class MLPBlock(keras.layers.Layer):
@@ -37,6 +40,26 @@ class MLPBlock(keras.layers.Layer):
 
     def call(self, x, training=None):
         for layer in self.blocks:
+            x = layer(x, training=training)
+        return x
+
+    def call_fields(self, emb, names=None, training=None):
+        """The block on flatten(emb, names) (default all fields), its first Dense computed per field group:
+        numeric fields as values @ (vector @ kernel rows) instead of rows of the flattened input
+        (`factored_fields`). Same output and gradients as `self(FeatureEmbedding.flatten(emb, names))`."""
+        names = list(names or emb)
+        first = self.blocks[0] if self.blocks else None
+        if not isinstance(first, keras.layers.Dense) or first.activation not in (None, activations.linear) \
+                or getattr(first, "lora_enabled", False) or getattr(first, "quantization_mode", None) \
+                or not has_factored(emb, names):
+            return self(FeatureEmbedding.flatten(emb, names), training=training)
+        if not self.built:
+            self.build((None, sum(int(emb[n].shape[-1]) for n in names)))
+        dtype = emb[names[0]].dtype
+        x = dense_on_fields(emb, names, ops.cast(first.kernel, dtype))
+        if first.use_bias:
+            x = x + ops.cast(first.bias, dtype)
+        for layer in self.blocks[1:]:
             x = layer(x, training=training)
         return x
 

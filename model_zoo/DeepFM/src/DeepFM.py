@@ -1,6 +1,6 @@
 """DeepFM (Guo et al., IJCAI 2017): y = sigmoid(LR + FM + DNN) over shared embeddings."""
 
-from fuxi_like.layers import FactorizationMachine, FeatureEmbedding, LogisticRegression, MLPBlock
+from fuxi_like.layers import FactorizationMachine, LogisticRegression, MLPBlock
 from fuxi_like.models import BaseModel, register_model
 
 
@@ -17,6 +17,7 @@ class DeepFM(BaseModel):
 
     def call(self, inputs, training=None):
         emb = self.embedding(inputs)
-        logit = self.lr(inputs) + self.fm(FeatureEmbedding.stack(emb))
-        logit = logit + self.mlp(FeatureEmbedding.flatten(emb), training=training)
+        # call_fields: the FM on stack(emb) and the MLP on flatten(emb), numeric fields by their factors
+        logit = self.lr(inputs) + self.fm.call_fields(emb)
+        logit = logit + self.mlp.call_fields(emb, training=training)
         return self.output_activation(logit)
