@@ -94,3 +94,35 @@ def test_replaced_numeric_field_is_not_read_through_its_factors():
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(fm.call_fields(out).numpy(), fm(FeatureEmbedding.stack(dict(out))).numpy(),
                                rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("model", ["DeepFM", "DCNv2"])
+def test_zoo_models_equal_their_plain_formula(model):
+    """DeepFM and DCNv2 (parallel) give the same predictions and gradients as the same weights through
+    flatten/stack (the plain formula)."""
+    from pathlib import Path
+
+    from fuxi_like.runner import load_model_module
+
+    cls = getattr(load_model_module(Path(__file__).resolve().parents[1] / "model_zoo" / model), model)
+    m = cls(fmap(), embedding_dim=4, **({"hidden_units": [8, 8]} if model == "DeepFM" else
+                                        {"parallel_dnn_hidden_units": [8, 8], "num_cross_layers": 2}))
+    x = inputs()
+    m(x)
+    _randomise([m])
+    emb = m.embedding
+
+    def plain():
+        e = dict(emb(x))  # a plain dict: no factors, the flatten/stack path
+        if model == "DeepFM":
+            return m.output_activation(m.lr(x) + m.fm(FeatureEmbedding.stack(e)) + m.mlp(FeatureEmbedding.flatten(e)))
+        x0 = FeatureEmbedding.flatten(e)
+        c = x0
+        for layer in m.cross:
+            c = layer(x0, c)
+        return m.output_activation(m.out(tf.concat([c, m.parallel(x0)], -1)))
+
+    (fv, fg), (pv, pg) = _both(lambda: m(x), plain, m.trainable_variables)
+    np.testing.assert_allclose(fv, pv, rtol=1e-5, atol=1e-6)
+    for v, a, b in zip(m.trainable_variables, fg, pg):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=v.path)

@@ -38,7 +38,8 @@ class DCNv2(BaseModel):
         self.out = keras.layers.Dense(1)
 
     def call(self, inputs, training=None):
-        x0 = FeatureEmbedding.flatten(self.embedding(inputs))
+        emb = self.embedding(inputs)
+        x0 = FeatureEmbedding.flatten(emb)
         x = x0
         for layer in self.cross:
             x = layer(x0, x)
@@ -47,7 +48,8 @@ class DCNv2(BaseModel):
         elif self.structure == "stacked":
             h = self.stacked(x, training=training)
         elif self.structure == "parallel":
-            h = ops.concatenate([x, self.parallel(x0, training=training)], axis=-1)
+            h = ops.concatenate([x, self.parallel.call_fields(emb, training=training)], axis=-1)  # = parallel(x0)
         else:
-            h = ops.concatenate([self.stacked(x, training=training), self.parallel(x0, training=training)], axis=-1)
+            h = ops.concatenate([self.stacked(x, training=training), self.parallel.call_fields(emb, training=training)],
+                                axis=-1)
         return self.output_activation(self.out(h))

@@ -1,7 +1,7 @@
 """DNN: embeddings of all fields, concatenated, through an MLP (the deep part of
 Wide & Deep / DeepFM on its own; Covington et al., 2016 style)."""
 
-from fuxi_like.layers import FeatureEmbedding, MLPBlock
+from fuxi_like.layers import MLPBlock
 from fuxi_like.models import BaseModel, register_model
 
 
@@ -16,4 +16,4 @@ class DNN(BaseModel):
 
     def call(self, inputs, training=None):
         emb = self.embedding(inputs)
-        return self.output_activation(self.mlp(FeatureEmbedding.flatten(emb), training=training))
+        return self.output_activation(self.mlp.call_fields(emb, training=training))  # = mlp(flatten(emb))
