@@ -104,8 +104,34 @@ class TreeMemorySampler:
             self._stop.wait(self.interval)
 
 
+def shared_library_pages(python=None, settle=15.0):
+    """A TensorFlow process's private memory alone and with a second TensorFlow process alive: its
+    shared libraries' resident pages count as Private_Clean while no other process maps them, as
+    Shared_Clean once one does. Returns {"alone": kB, "beside another": kB} of Private_Clean."""
+    import subprocess
+    import sys
+
+    code = "import tensorflow as tf, time; tf.zeros(1); print('ready', flush=True); time.sleep(600)"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    start = [python or sys.executable, "-c", code]
+    procs = []
+    try:
+        out = {}
+        for label in ("alone", "beside another"):
+            procs.append(subprocess.Popen(start, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True))
+            procs[-1].stdout.readline()  # imported and initialised
+            time.sleep(settle if len(procs) == 1 else 2.0)
+            out[label] = _sum_fields(f"/proc/{procs[0].pid}/smaps_rollup", ("Private_Clean:",))
+        return out
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
 def main():
-    """Time one smaps_rollup read against one status read of a process (the cost this module avoids)."""
+    """Time one smaps_rollup read against one status read of a process (the cost this module avoids);
+    `--shared-libs`: how a TensorFlow process's private memory depends on a second one being alive."""
     import argparse
 
     import numpy as np
@@ -114,7 +140,13 @@ def main():
     ap.add_argument("--pid", type=int, default=None, help="process to read (default: this one, after --alloc-gb)")
     ap.add_argument("--alloc-gb", type=float, default=2.0, help="memory this process allocates and touches first")
     ap.add_argument("--reads", type=int, default=20)
+    ap.add_argument("--shared-libs", action="store_true",
+                    help="Private_Clean of a TensorFlow process alone vs beside a second TensorFlow process")
     a = ap.parse_args()
+    if a.shared_libs:
+        for label, kb in shared_library_pages().items():
+            print(f"TensorFlow process {label}: Private_Clean {kb:,} kB")
+        return
     hold = None
     if a.pid is None:
         try:  # 4 kB pages, as TF's heap gets: NumPy otherwise asks for huge pages, 512x fewer entries to walk
