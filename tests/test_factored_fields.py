@@ -126,3 +126,12 @@ def test_zoo_models_equal_their_plain_formula(model):
     np.testing.assert_allclose(fv, pv, rtol=1e-5, atol=1e-6)
     for v, a, b in zip(m.trainable_variables, fg, pg):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=v.path)
+
+
+def test_fm_call_fields_with_mixed_dims_is_a_config_error():
+    from fuxi_like.errors import ConfigError
+
+    out = FeatureEmbedding(fmap(c_dim=8), 4)(inputs())
+    with pytest.raises(ConfigError, match="must share one embedding_dim"):
+        FactorizationMachine().call_fields(out)
+    assert FactorizationMachine().call_fields(out, ["a", "x", "b"]).shape == (6, 1)  # one dim: fine
