@@ -128,10 +128,14 @@ def test_zoo_models_equal_their_plain_formula(model):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=v.path)
 
 
-def test_fm_call_fields_with_mixed_dims_is_a_config_error():
+def test_call_fields_with_mixed_dims_or_unknown_fields_is_a_config_error():
     from fuxi_like.errors import ConfigError
 
     out = FeatureEmbedding(fmap(c_dim=8), 4)(inputs())
     with pytest.raises(ConfigError, match="must share one embedding_dim"):
         FactorizationMachine().call_fields(out)
     assert FactorizationMachine().call_fields(out, ["a", "x", "b"]).shape == (6, 1)  # one dim: fine
+    for call in (lambda: FactorizationMachine().call_fields(out, ["a", "q"]),
+                 lambda: MLPBlock([3]).call_fields(out, ["x", "q"])):
+        with pytest.raises(ConfigError, match=r"no embedded field\(s\) \['q'\]"):
+            call()

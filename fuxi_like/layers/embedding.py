@@ -239,12 +239,23 @@ class FeatureEmbedding(keras.layers.Layer):
 
     # ----------------------------------------------------------------- helpers
     @staticmethod
+    def field_dims(emb_dict, names, one_dim=False):
+        """{name: dim} of fields `names`; a ConfigError naming the fields `emb_dict` lacks (and the ones it
+        has), or, with `one_dim`, the dims when they differ."""
+        missing = [n for n in names if n not in emb_dict]
+        if missing:
+            raise ConfigError(f"no embedded field(s) {missing}; the embeddings have {sorted(emb_dict)}")
+        dims = {n: int(emb_dict[n].shape[-1]) for n in names}
+        if one_dim and len(set(dims.values())) > 1:
+            got = sorted(set(dims.values()))
+            raise ConfigError(f"these fields must share one embedding_dim to be stacked, got dims {got}")
+        return dims
+
+    @staticmethod
     def stack(emb_dict, names=None):
         """dict -> [B, F, D] (all fields must share one dim)."""
         names = list(names or emb_dict)
-        dims = {int(emb_dict[n].shape[-1]) for n in names}
-        if len(dims) > 1:
-            raise ConfigError(f"these fields must share one embedding_dim to be stacked, got dims {sorted(dims)}")
+        FeatureEmbedding.field_dims(emb_dict, names, one_dim=True)
         if isinstance(emb_dict, FieldEmbeddings):
             return emb_dict.stack(names)
         return ops.stack([emb_dict[n] for n in names], axis=1)
@@ -253,7 +264,7 @@ class FeatureEmbedding(keras.layers.Layer):
     def flatten(emb_dict, names=None):
         """dict -> [B, sum D]."""
         names = list(names or emb_dict)
-        dims = {int(emb_dict[n].shape[-1]) for n in names}
+        dims = set(FeatureEmbedding.field_dims(emb_dict, names).values())
         if isinstance(emb_dict, FieldEmbeddings) and len(dims) == 1 and len(names) > 1:
             return ops.reshape(emb_dict.stack(names), (-1, len(names) * dims.pop()))
         return ops.concatenate([emb_dict[n] for n in names], axis=-1)

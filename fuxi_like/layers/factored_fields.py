@@ -17,7 +17,6 @@ Fields count as factored only while the FieldEmbeddings dict still holds the ten
 
 from keras import ops
 
-from ..errors import ConfigError
 from .embedding import FeatureEmbedding, FieldEmbeddings
 
 
@@ -25,8 +24,9 @@ def split_fields(emb, names):
     """(plain: [(name, row offset, dim)], factored: [(x [B, k], w [k, D], [(column, row offset)])]) for the
     fields `names` in flatten order; factored fields grouped by the (x, w) pair they come from."""
     plain, groups, offset = [], {}, 0
+    dims = FeatureEmbedding.field_dims(emb, names)
     for n in names:
-        d = int(emb[n].shape[-1])
+        d = dims[n]
         f = emb.factored(n) if isinstance(emb, FieldEmbeddings) else None
         if f is None:
             plain.append((n, offset, d))
@@ -37,6 +37,7 @@ def split_fields(emb, names):
 
 
 def has_factored(emb, names):
+    FeatureEmbedding.field_dims(emb, names)  # unknown names: a ConfigError naming them
     return isinstance(emb, FieldEmbeddings) and any(emb.factored(n) is not None for n in names)
 
 
@@ -126,9 +127,7 @@ def fm_on_fields(emb, names):
     plain, groups = split_fields(emb, names)
     if not groups:
         return None
-    dims = {int(emb[n].shape[-1]) for n in names}
-    if len(dims) > 1:
-        raise ConfigError(f"these fields must share one embedding_dim to be stacked, got dims {sorted(dims)}")
+    FeatureEmbedding.field_dims(emb, names, one_dim=True)
     s = sq = None
     for x, w, cols in groups:
         x, w = _columns(x, w, [c for c, _ in cols])
