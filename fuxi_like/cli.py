@@ -1,12 +1,34 @@
-"""`fuxi_like` command line: run an expid, or make a dataset from a recipe."""
+"""`fuxi_like` command line: run an expid, sweep, summarize, or make a dataset from a recipe; and
+`run_expid_main`, the command line of every model folder's `run_expid.py`.
+
+This module imports no TensorFlow at import time: the entry points first apply TensorFlow's process
+settings (`tf_env.configure`), then import the modules that load TensorFlow.
+"""
 
 import argparse
+import inspect
 import sys
+from pathlib import Path
+
+import yaml
+
+from .datasets import RECIPES
+from .errors import ConfigError, closest
+from .tf_env import configure
+
+
+def run_expid_main(argv=None, default_expid=None, default_config="./config/"):
+    """`python run_expid.py --expid X [--gpu N]` in a model folder."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    gpu = argparse.ArgumentParser(add_help=False)
+    gpu.add_argument("--gpu", type=int, default=-1)
+    configure(cpu_only=gpu.parse_known_args(argv)[0].gpu < 0)  # before TensorFlow starts (see tf_env.py)
+    from .runner import cli  # lazy: TensorFlow must start after configure()
+
+    return cli(argv, default_expid=default_expid, default_config=default_config)
 
 
 def main(argv=None):
-    from .tf_env import configure
-
     configure()  # before TensorFlow starts: its host allocator, log level (see tf_env.py)
     p = argparse.ArgumentParser(prog="fuxi_like", description="fuxi_like command line")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -36,17 +58,14 @@ def main(argv=None):
                    help="recipe parameter, e.g. --param raw_path=/data/frappe.csv --param seed=1")
     args = p.parse_args(argv)
     if args.cmd == "run":
-        from .runner import cli
-
         argv = ["--config", args.config, "--expid", args.expid, "--gpu", str(args.gpu)]
         if args.model_dir:
             argv += ["--model_dir", args.model_dir]
         if args.results:
             argv += ["--results", args.results]
-        return cli(argv)
+        return run_expid_main(argv)
     if args.cmd == "sweep":
-        from .errors import ConfigError
-        from .tuner import run_sweep
+        from .tuner import run_sweep  # lazy: TensorFlow must start after configure()
 
         try:
             rc, _ = run_sweep(args.tuner_config, args.gpu, args.max_trials, args.search, args.seed)
@@ -55,8 +74,7 @@ def main(argv=None):
             return 2
         return rc
     if args.cmd == "summarize":
-        from .errors import ConfigError
-        from .summarize import summarize
+        from .summarize import summarize  # lazy: matplotlib is only needed here
 
         try:
             print(summarize(args.results_csv, args.metric, args.mode, args.split, args.plots))
@@ -68,14 +86,6 @@ def main(argv=None):
 
 
 def make_dataset(recipe, out_dir, params):
-    import inspect
-    from pathlib import Path
-
-    import yaml
-
-    from .datasets import RECIPES
-    from .errors import ConfigError, closest
-
     if recipe not in RECIPES:
         print(f"unknown recipe '{recipe}'{closest(recipe, RECIPES)}; recipes: {', '.join(RECIPES)}", file=sys.stderr)
         return 2

@@ -1,64 +1,26 @@
-"""`run_expid`: config -> dataset -> model -> fit -> evaluate -> results row."""
+"""`run_expid`: config -> dataset -> model -> fit -> evaluate -> results row; `load_trained`."""
 
-import importlib.util
-import inspect
+import contextlib
 import json
 import logging
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from .config import RUNNER_KEYS, load_dataset_config, load_model_config, resolve_path, validate_model_params
-from .errors import ConfigError, closest
-from .io_utils import stable_hash
+import tensorflow as tf
+
+from .config import resolve_path
+from .distribute import configure_logical_cpus, make_strategy
+from .errors import ConfigError, DataError
+from .experiment import build_experiment, prepare_experiment
+from .results import append_result, read_results
+from .training import fit_model
+from .training.trainer import build_for_training
+from .utils import setup_device, setup_logging
 
 log = logging.getLogger("fuxi_like")
-NOT_HASHED = ("verbose", "resume", "config_file", "expid", "model_root", "deterministic")
-
-
-def load_model_module(model_dir):
-    """Import `<model_dir>/src` as a package under a name unique to that folder."""
-    src = Path(model_dir) / "src"
-    init = src / "__init__.py"
-    if not init.is_file():
-        raise ConfigError(f"{src}: no src/__init__.py with the model class")
-    name = f"fuxi_zoo_{stable_hash(str(src.resolve()), 10)}"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(src)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def find_model_class(name, modules, where):
-    from .models import BaseModel
-
-    found = {}
-    for m in modules:
-        for k, v in vars(m).items():
-            if inspect.isclass(v) and issubclass(v, BaseModel) and v is not BaseModel:
-                found[k] = v
-    if name not in found:
-        raise ConfigError(f"{where}: model '{name}' not found{closest(name, found)}. "
-                          f"Models available here: {', '.join(sorted(found)) or '(none)'}")
-    return found[name]
-
-
-def model_kwargs(params, model_cls):
-    keys = set()
-    for klass in model_cls.__mro__:
-        if "__init__" in vars(klass) and not klass.__module__.startswith("keras"):
-            keys |= set(inspect.signature(klass.__init__).parameters)
-    keys -= {"self", "feature_map", "kwargs"}
-    return {k: v for k, v in params.items() if k in keys}
-
-
-def experiment_hash(params, fmap):
-    """What identifies a run: its hashed params and the processed data's fingerprint (a resume
-    snapshot or a finished result counts only for the same hash)."""
-    return stable_hash({"params": {k: v for k, v in params.items() if k not in NOT_HASHED}, "data": fmap.fingerprint})
 
 
 def run_expid(config_dir, expid, gpu=-1, results_file=None, model_modules=None, rebuild_dataset=False,
@@ -71,68 +33,33 @@ def run_expid(config_dir, expid, gpu=-1, results_file=None, model_modules=None, 
     results_file: CSV to append the result row to (default `<model folder>/results.csv`).
     """
     t_start = time.time()
-    config_dir = Path(config_dir).resolve()
-    run_dir = config_dir.parent  # relative model_root and the default results.csv live here
-    raw = load_model_config(config_dir, expid)
-    modules = model_modules if model_modules is not None else [load_model_module(Path(model_dir or config_dir.parent))]
-    model_cls = find_model_class(raw["model"], modules, f"{raw['config_file']}: {expid}.model")
-    params = validate_model_params(raw, model_cls)
-    data_cfg = load_dataset_config(config_dir, params["dataset_id"])
-
-    from .utils import seed_everything, setup_device, setup_logging
-
+    spec = prepare_experiment(config_dir, expid, model_dir=model_dir, model_modules=model_modules)
+    params, run_dir = spec.params, spec.run_dir
     model_root = Path(resolve_path(params["model_root"], run_dir)) / params["dataset_id"]
     setup_logging(str(model_root / f"{expid}.log"), params["verbose"])
     device = setup_device(gpu)
-    from .distribute import configure_logical_cpus, make_strategy
-
     configure_logical_cpus(params["logical_cpus"])
     strategy, dist = make_strategy(params["distribute"], params["distribute_devices"])
     if not dist["is_chief"]:  # only the chief keeps checkpoints and results
-        import tempfile
-
         setup_logging(str(model_root / f"{expid}.worker{dist['worker_index']}.log"), params["verbose"])
         model_root = Path(tempfile.mkdtemp(prefix=f"fuxi_worker{dist['worker_index']}_"))
-
-    from .data.build_dataset import build_dataset, load_feature_map
-    from .data.tf_dataset import InputPipeline
-    from .training import fit_model
 
     log.info("expid %s | model %s | dataset %s | device %s | replicas %d", expid, params["model"],
              params["dataset_id"], device, dist["num_replicas"])
     log.info("params: %s", json.dumps({k: v for k, v in params.items() if k != "config_file"}, default=str))
-    seed_everything(params["seed"])
     if params["deterministic"]:
-        import tensorflow as tf
-
         tf.config.experimental.enable_op_determinism()  # bit-identical reruns, slower kernels
-    data_dir = build_dataset(data_cfg, rebuild=rebuild_dataset)
-    fmap = load_feature_map(data_dir).with_overrides(params["feature_specs"], params["use_features"],
-                                                     where=f"{params['config_file']}: {expid}")
-    group_id = params["group_id"]
-    if group_id:
-        fmap.require(group_id, types=("meta",), where=f"{params['config_file']}: {expid}.group_id")
-
-    import contextlib
-
-    augment = None
-    if hasattr(model_cls, "input_augment"):  # models that add per-row inputs (e.g. RAT's retrieved samples)
-        augment = model_cls.input_augment(fmap, model_kwargs(params, model_cls))
-    pipeline = InputPipeline(fmap, params["batch_size"], seed=params["seed"], streaming=params["streaming"],
-                             shard=(dist["num_workers"], dist["worker_index"]) if dist["num_workers"] > 1 else None,
-                             augment=augment)
-    run_hash = experiment_hash(params, fmap)
+    exp = build_experiment(spec, rebuild_dataset=rebuild_dataset, strategy=strategy,
+                           shard=(dist["num_workers"], dist["worker_index"]) if dist["num_workers"] > 1 else None)
+    model, pipeline, run_hash, group_id = exp.model, exp.pipeline, exp.run_hash, params["group_id"]
     with strategy.scope() if strategy else contextlib.nullcontext():
-        model = model_cls(fmap, **model_kwargs(params, model_cls))
-        model.compile_from_params(params)
         if params["distribute"] == "multi_worker":
             # Keras 3.15's pre-fit symbolic build reduces a data batch across workers and fails on
             # PerReplica ids; the model is built eagerly by fit_model instead, and fit runs inside
             # strategy.scope(), so training is still distributed by this strategy.
             model._distribute_strategy = None
-        extra_callbacks = model.training_callbacks(pipeline) if hasattr(model, "training_callbacks") else ()
         state = fit_model(model, pipeline, params, model_root / expid, run_hash=run_hash, group_id=group_id,
-                          callbacks=extra_callbacks)
+                          callbacks=model.training_callbacks(pipeline))
     log.info("Trainable parameters: %d (%d without embeddings)", model.count_parameters(),
              model.count_parameters(count_embedding=False))
 
@@ -156,18 +83,14 @@ def run_expid(config_dir, expid, gpu=-1, results_file=None, model_modules=None, 
         "wall_seconds": round(wall, 1),
         "params": {k: v for k, v in params.items() if k not in ("config_file",)},
     }
-    from .results import append_result
-
     results_file = results_file or (run_dir / "results.csv")
     if dist["is_chief"]:
         append_result(results_file, row)
         log.info("Result appended to %s (wall %.1fs)", results_file, wall)
     else:
-        import shutil
-
         shutil.rmtree(model_root, ignore_errors=True)
     return {"expid": expid, "valid": results.get("valid"), "test": results.get("test"), "state": state,
-            "model_path": str(model_path), "data_dir": data_dir, "run_hash": run_hash, "model": model}
+            "model_path": str(model_path), "data_dir": exp.data_dir, "run_hash": run_hash, "model": model}
 
 
 def load_trained(config_dir, expid, model_dir=None, gpu=-1):
@@ -178,52 +101,32 @@ def load_trained(config_dir, expid, model_dir=None, gpu=-1):
     with these very params and data (None if the weights may come from another config or an
     unfinished run). A missing weights file is an error naming the path and the command that
     writes it."""
-    config_dir = Path(config_dir).resolve()
-    raw = load_model_config(config_dir, expid)
-    modules = [load_model_module(Path(model_dir or config_dir.parent))]
-    model_cls = find_model_class(raw["model"], modules, f"{raw['config_file']}: {expid}.model")
-    params = validate_model_params(raw, model_cls)
-    weights = Path(resolve_path(params["model_root"], config_dir.parent)) / params["dataset_id"] / f"{expid}.weights.h5"
+    spec = prepare_experiment(config_dir, expid, model_dir=model_dir)
+    params = spec.params
+    weights = Path(resolve_path(params["model_root"], spec.run_dir)) / params["dataset_id"] / f"{expid}.weights.h5"
     if not weights.is_file():
-        raise ConfigError(f"{raw['config_file']}: {expid}: no trained weights at {weights} "
+        raise ConfigError(f"{params['config_file']}: {expid}: no trained weights at {weights} "
                           f"(train first: python run_expid.py --expid {expid})")
-    from .data.build_dataset import build_dataset, load_feature_map
-    from .data.tf_dataset import InputPipeline
-    from .training.trainer import build_for_training
-    from .utils import setup_device
-
     setup_device(gpu)
-    data_dir = build_dataset(load_dataset_config(config_dir, params["dataset_id"]))
-    fmap = load_feature_map(data_dir).with_overrides(params["feature_specs"], params["use_features"],
-                                                     where=f"{params['config_file']}: {expid}")
-    augment = None
-    if hasattr(model_cls, "input_augment"):
-        augment = model_cls.input_augment(fmap, model_kwargs(params, model_cls))
-    pipeline = InputPipeline(fmap, params["batch_size"], seed=params["seed"], augment=augment)
-    model = model_cls(fmap, **model_kwargs(params, model_cls))
-    model.compile_from_params(params)
+    exp = build_experiment(spec, adapt=False)  # the weights carry what adapt() would learn
+    model, pipeline, run_hash = exp.model, exp.pipeline, exp.run_hash
     build_for_training(model, pipeline.dataset("train"))
     model.load_weights(weights)
-    run_hash = experiment_hash(params, fmap)
     finished = None
-    results = config_dir.parent / "results.csv"
+    results = spec.run_dir / "results.csv"
     if results.is_file() and not (weights.parent / f"{expid}.resume").exists():
-        from .results import read_results
-
         rows = [r for r in read_results(results) if r.get("expid") == expid and r.get("params_hash") == run_hash[:16]]
         finished = rows[-1] if rows else None
     log.info("Loaded %s (%s) from %s", expid, params["model"], weights)
-    return {"model": model, "pipeline": pipeline, "params": params, "feature_map": fmap, "weights": str(weights),
+    return {"model": model, "pipeline": pipeline, "params": params, "feature_map": exp.feature_map, "weights": str(weights),
             "run_hash": run_hash, "finished": finished}
 
 
 def cli(argv=None, default_expid=None, default_config="./config/"):
-    """The command line of every model folder's `run_expid.py`."""
-    import argparse
+    """The command line of every model folder's `run_expid.py` (call through `fuxi_like.cli.run_expid_main`,
+    which applies the TensorFlow process settings before this module imports TensorFlow)."""
+    import argparse  # lazy: only the command line needs it
 
-    from .tf_env import configure
-
-    configure()  # before TensorFlow starts: its host allocator, log level (see tf_env.py)
     parser = argparse.ArgumentParser(description="Run one experiment (expid) of this model folder.")
     parser.add_argument("--config", default=str(default_config), help=f"config directory (default {default_config})")
     parser.add_argument("--expid", default=default_expid, required=default_expid is None)
@@ -238,16 +141,12 @@ def cli(argv=None, default_expid=None, default_config="./config/"):
     except ConfigError as e:
         print(f"Config error: {e}", file=sys.stderr)
         return 2
-    except Exception as e:  # noqa: BLE001 - clear one-line error for data problems
-        from .errors import DataError
-
-        if isinstance(e, DataError):
-            print(f"Data error: {e}", file=sys.stderr)
-            return 2
-        raise
+    except DataError as e:
+        print(f"Data error: {e}", file=sys.stderr)
+        return 2
     if out.get("test"):
         print("test " + " - ".join(f"{k}: {v:.6f}" for k, v in out["test"].items()))
     return 0
 
 
-__all__ = ["run_expid", "load_trained", "cli", "RUNNER_KEYS"]
+__all__ = ["run_expid", "load_trained", "cli"]

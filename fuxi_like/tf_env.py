@@ -11,7 +11,9 @@
   falling between steps.
 - `TF_CPU_BFC_MEM_LIMIT_IN_MB`: that pool's cap. TF's default is 64 GB whatever the machine;
   it is set to the machine's physical memory, so large in-memory datasets are not refused.
-- `TF_CPP_MIN_LOG_LEVEL=2`: TF's C++ info lines off.
+- `TF_CPP_MIN_LOG_LEVEL=2`: TF's C++ info and warning lines off; `3` for a CPU-only run
+  (`configure(cpu_only=True)`, i.e. `--gpu -1`), where TF's one C++ error line is its CUDA platform
+  failing `cuInit` on a machine without a GPU (errors that matter still raise in Python).
 
 Each is a default: a value already in the environment wins (e.g. `TF_CPU_ALLOCATOR_USE_BFC=false`
 to go back to malloc). Settings read when TF initialises have no effect once TensorFlow has been
@@ -30,21 +32,21 @@ def physical_memory_mb():
         return None
 
 
-def defaults():
-    out = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_CPU_ALLOCATOR_USE_BFC": "true"}
+def defaults(cpu_only=False):
+    out = {"TF_CPP_MIN_LOG_LEVEL": "3" if cpu_only else "2", "TF_CPU_ALLOCATOR_USE_BFC": "true"}
     mb = physical_memory_mb()
     if mb:
         out["TF_CPU_BFC_MEM_LIMIT_IN_MB"] = str(mb)
     return out
 
 
-def configure():
+def configure(cpu_only=False):
     """Apply the defaults the environment does not set. Returns {name: value} of those applied;
     empty when TensorFlow was already imported (too late for the allocator settings)."""
     if "tensorflow" in sys.modules:
         return {}
     applied = {}
-    for k, v in defaults().items():
+    for k, v in defaults(cpu_only).items():
         if k not in os.environ:
             os.environ[k] = v
             applied[k] = v

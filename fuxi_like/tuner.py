@@ -42,9 +42,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .config import DATASET_KEYS, read_yaml, resolve_path
+from .config import DATASET_KEYS, REGISTRY_ENV, find_dataset_entry, load_dataset_config, read_yaml, resolve_path
 from .errors import ConfigError, unknown_key_error
+from .experiment import find_model_class, load_model_config, load_model_module, validate_model_params
 from .io_utils import atomic_write_text, stable_hash
+from .results import read_results
 
 TUNER_KEYS = {"base_config", "base_expid", "dataset_id", "tuner_space", "search", "max_trials", "seed", "variants"}
 PATH_KEYS = ("data_root", "train_data", "valid_data", "test_data")
@@ -56,9 +58,6 @@ def _axis(v):
 
 def expand_sweep(tuner_file, max_trials=None, search=None, seed=None):
     """Validate the tuner YAML, write the expanded configs, return (sweep_dir, trials)."""
-    from .config import load_dataset_config, load_model_config, validate_model_params
-    from .runner import find_model_class, load_model_module
-
     tuner_file = Path(tuner_file).resolve()
     spec = read_yaml(tuner_file)
     for k in spec:
@@ -105,28 +104,32 @@ def expand_sweep(tuner_file, max_trials=None, search=None, seed=None):
 
     sweep_dir = tuner_file.parent / tuner_file.stem
     dataset_cfgs, model_cfgs, trials = {}, {}, []
-    raw_datasets = read_yaml(base_dir / "dataset_config.yaml")
+    registry = set()
     for idx, combo in grid:  # idx: position in the full grid, so ids are stable across search modes
         ds_id = combo[0]
         dvals = dict(zip(data_keys, combo[1:1 + len(data_keys)]))
         vname, vvals = combo[1 + len(data_keys)]
         mvals = dict(zip(model_keys, combo[2 + len(data_keys):]))
         load_dataset_config(base_dir, ds_id)  # validates the base dataset spec
-        ds_block = copy.deepcopy(raw_datasets[ds_id])
+        entry = find_dataset_entry(base_dir, ds_id)
+        ds_block = copy.deepcopy(entry["raw"])
         for k in PATH_KEYS:
             if ds_block.get(k):
-                ds_block[k] = resolve_path(ds_block[k], base_dir.parent)
+                ds_block[k] = resolve_path(ds_block[k], entry["base_dir"])
         rec = ds_block.get("recipe")
         if isinstance(rec, dict):
             for k, v in list(rec.items()):
                 if isinstance(v, str) and (k.endswith("_path") or k.endswith("_dir")):
-                    rec[k] = resolve_path(v, base_dir.parent)
+                    rec[k] = resolve_path(v, entry["base_dir"])
         for c in ds_block.get("feature_cols", []):
             if c.get("pretrained_emb"):
-                c["pretrained_emb"] = resolve_path(c["pretrained_emb"], base_dir.parent)
+                c["pretrained_emb"] = resolve_path(c["pretrained_emb"], entry["base_dir"])
         ds_block.update(dvals)
         trial_ds = f"{ds_id}_{stable_hash(ds_block, 8)}" if dvals else ds_id
-        dataset_cfgs[trial_ds] = ds_block
+        if entry["registry"] and not dvals:  # the workers read it from the registry, under its own id
+            registry.update(str(d) for d in entry["registry_dirs"])
+        else:  # a private or modified dataset: the sweep's own config defines it
+            dataset_cfgs[trial_ds] = ds_block
         params = {k: v for k, v in base.items() if k not in ("expid", "config_file")}
         params.update(vvals or {})
         params.update(mvals)
@@ -143,13 +146,12 @@ def expand_sweep(tuner_file, max_trials=None, search=None, seed=None):
     atomic_write_text(cfg_dir / "dataset_config.yaml", yaml.safe_dump(dataset_cfgs, sort_keys=False))
     atomic_write_text(cfg_dir / "model_config.yaml", yaml.safe_dump(model_cfgs, sort_keys=False))
     atomic_write_text(sweep_dir / "trials.json", json.dumps(
-        {"tuner_file": str(tuner_file), "model_dir": str(base_dir.parent), "trials": trials}, indent=1))
+        {"tuner_file": str(tuner_file), "model_dir": str(base_dir.parent), "registry": sorted(registry),
+         "trials": trials}, indent=1))
     return sweep_dir, trials
 
 
 def finished_expids(results_csv):
-    from .results import read_results
-
     if not Path(results_csv).is_file():
         return set()
     return {r["expid"] for r in read_results(results_csv)}
@@ -193,6 +195,8 @@ def run_sweep(tuner_file, gpus=(-1,), max_trials=None, search=None, seed=None, p
                 expid = todo.pop(0)
                 env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
                 env["CUDA_VISIBLE_DEVICES"] = "" if s["gpu"] < 0 else str(s["gpu"])
+                if info.get("registry"):  # the base folder's dataset registry, wherever the sweep lives
+                    env[REGISTRY_ENV] = os.pathsep.join(info["registry"])
                 cmd = [sys.executable, "-u", "-m", "fuxi_like.cli", "run", "--config", str(sweep_dir / "config"),
                        "--expid", expid, "--gpu", "-1" if s["gpu"] < 0 else "0",
                        "--model_dir", info["model_dir"], "--results", str(results)]

@@ -9,6 +9,19 @@ probabilities. BaseModel gives it:
 - `get_config` / `from_config`, so `model.save("x.keras")` and
   `keras.saving.load_model("x.keras")` round-trip (the feature map travels inside
   the config; register each subclass with `@register_model`).
+
+The constructor's signature is the model's config schema: every argument is a key an expid may
+set, its default is the only default that key has, and the constructor uses every argument it
+accepts. `hyperparameters()` lists them (over the class hierarchy).
+
+Hooks the runner calls on every model, in this order, each a no-op here (override what a model
+needs; see config_templates/NEW_MODEL.md):
+1. `extra_inputs()`: per-row inputs beyond the feature map's fields (RAT's retrieved rows);
+2. `adapt(pipeline)`: statistics of the training data a fresh model needs (a retrieval model's item
+   popularity); not called when weights are loaded, which carry them;
+3. `build_loss_layers(x)`: variables only the loss uses (a retrieval model's item tower), created
+   before the optimizer is built;
+4. `training_callbacks(pipeline)`: extra Keras callbacks (SparCode's quantizer initialisation).
 """
 
 import inspect
@@ -23,6 +36,7 @@ from ..layers.embedding import FeatureEmbedding
 from ..layers.regularizers import get_regularizer
 from ..metrics import evaluate_metrics
 from ..training.optimizers import get_optimizer
+from ..training.params import training_params
 
 LOSSES = {"binary_crossentropy": lambda: keras.losses.BinaryCrossentropy(),
           "bce": lambda: keras.losses.BinaryCrossentropy(),
@@ -35,6 +49,8 @@ def register_model(cls):
 
 
 class BaseModel(keras.Model):
+    retrieval = False  # True: evaluated by ranking the catalogue through an index (RetrievalModel)
+
     def __new__(cls, *args, **kwargs):
         obj = super().__new__(cls, *args, **kwargs)
         try:
@@ -68,6 +84,46 @@ class BaseModel(keras.Model):
         self.net_regularizer = get_regularizer(net_regularizer, half=True)
         self._collect_eval = None
 
+    # ------------------------------------------------------------ the schema
+    @classmethod
+    def hyperparameters(cls):
+        """{name: default} of every constructor argument over the class hierarchy (the subclass's
+        default wins; `inspect.Parameter.empty` where there is none). The one place signatures are read."""
+        out = {}
+        for klass in cls.__mro__:
+            if klass is keras.Model or klass.__module__.startswith("keras"):
+                break
+            if "__init__" not in vars(klass):
+                continue
+            for name, p in inspect.signature(klass.__init__).parameters.items():
+                if name in ("self", "feature_map") or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                    continue
+                out.setdefault(name, p.default)
+        return out
+
+    # ----------------------------------------------------------------- hooks
+    def extra_inputs(self):
+        """Per-row inputs beyond the feature map's fields: None, or `augment(split, arrays) -> {name:
+        array}` that the input pipeline calls on each split's arrays (aligned rows) and adds to x."""
+        return None
+
+    def adapt(self, pipeline):
+        """Learn what a fresh model needs from the training data (`pipeline`'s train split) before
+        training. Not called when trained weights are loaded: non-trainable weights carry it."""
+
+    def build_loss_layers(self, x):
+        """Create variables that only the loss uses, from one batch of inputs `x`, before the
+        optimizer is built (so a resumed run restores them)."""
+
+    def training_callbacks(self, pipeline):
+        """Extra Keras callbacks for training, e.g. an initialisation from the first batches."""
+        return []
+
+    def build(self, input_shape=None):
+        """Sublayers build on the model's first call (inputs are a dict of feature arrays). Keras'
+        default `build` does the same but warns that the model has no `build()`; this says so."""
+        self.built = True
+
     # ---------------------------------------------------------------- helpers
     def make_embedding(self, **kwargs):
         """A FeatureEmbedding over the model's features with its defaults."""
@@ -79,11 +135,12 @@ class BaseModel(keras.Model):
 
     # ---------------------------------------------------------------- compile
     def compile_from_params(self, params):
-        loss = str(params.get("loss", "binary_crossentropy")).lower()
+        """Compile with the training keys of `params` (missing ones get their RUNNER_KEYS default)."""
+        params = training_params(params)
+        loss = str(params["loss"]).lower()
         if loss not in LOSSES:
             raise ConfigError(f"unknown loss '{loss}'; known: {', '.join(LOSSES)}")
-        opt = get_optimizer(params.get("optimizer", "adam"), params.get("learning_rate", 1e-3),
-                            params.get("max_gradient_norm"))
+        opt = get_optimizer(params["optimizer"], params["learning_rate"], params["max_gradient_norm"])
         self.compile(optimizer=opt, loss=LOSSES[loss]())
 
     # ------------------------------------------------------------- evaluation

@@ -36,9 +36,12 @@ items instead (the 99-negatives protocol).
 import logging
 
 import keras
+import keras_rs
 import numpy as np
+import pyarrow.parquet as pq
 from keras import ops
 
+from ..data.tf_dataset import split_files
 from ..errors import ConfigError
 from .base_model import BaseModel
 
@@ -95,31 +98,29 @@ class RetrievalModel(BaseModel):
         self.num_items = int(feature_map.features[item_field]["vocab_size"])  # PAD + items + OOV
         self.item_log_prob = self.add_weight(
             shape=(self.num_items,), name="item_log_prob", trainable=False,
-            initializer=keras.initializers.Constant(self._item_log_prob(feature_map)))
+            initializer=keras.initializers.Constant(self._log_popularity(np.zeros(0, np.int64))))
         self.seed_generator = keras.random.SeedGenerator(1234)
-        import keras_rs
-
         self.logq = keras_rs.layers.SamplingProbabilityCorrection()
         self.hard_miner = (keras_rs.layers.HardNegativeMining(int(num_hard_negatives))
                            if num_hard_negatives else None)
         self.metrics_list = None
 
     # ------------------------------------------------------------- catalogue
-    def _item_log_prob(self, fmap):
+    def _log_popularity(self, item_ids):
         """log P(item is a training target), +1 smoothed; PAD and OOV get ~0 probability."""
         counts = np.ones(self.num_items, dtype=np.float64)
-        try:
-            import pyarrow.parquet as pq
-
-            from ..data.tf_dataset import split_files
-
-            files = [str(f) for f in split_files(fmap.data_dir, "train")]
-            ids = pq.read_table(files, columns=[self.item_field]).column(self.item_field).to_numpy()
-            counts += np.bincount(ids, minlength=self.num_items)[: self.num_items]
-        except Exception:  # noqa: BLE001 - e.g. loading a saved model without its data: weights restore it
-            pass
+        counts += np.bincount(np.asarray(item_ids, dtype=np.int64).reshape(-1), minlength=self.num_items)[: self.num_items]
         counts[0] = counts[-1] = 1e-12
         return np.log(counts / counts.sum()).astype("float32")
+
+    def set_item_popularity(self, item_ids):
+        """Set the sampling/logQ popularity from the training targets `item_ids` (ids, any shape)."""
+        self.item_log_prob.assign(self._log_popularity(item_ids))
+
+    def adapt(self, pipeline):
+        """BaseModel hook: item popularity from the training split's targets."""
+        files = [str(f) for f in split_files(pipeline.data_dir, "train")]
+        self.set_item_popularity(pq.read_table(files, columns=[self.item_field]).column(self.item_field).to_numpy())
 
     def catalogue_ids(self):
         """Item ids a query can retrieve: 1 .. vocab_size-2 (PAD 0 and OOV excluded)."""

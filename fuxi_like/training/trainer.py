@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 
 from .callbacks import EpochSetter, Snapshot, TrainingMonitor
+from .params import training_params
 
 log = logging.getLogger("fuxi_like")
 
@@ -12,8 +13,7 @@ def build_for_training(model, dataset):
     """Create all model and optimizer variables (needed before restoring values)."""
     x, _ = next(iter(dataset.take(1)))
     model(x, training=False)
-    if hasattr(model, "build_loss_layers"):  # e.g. retrieval models: the item tower is only called by the loss
-        model.build_loss_layers(x)
+    model.build_loss_layers(x)  # BaseModel hook: e.g. a retrieval model's item tower, called only by the loss
     model.optimizer.build(model.trainable_variables)
 
 
@@ -25,6 +25,7 @@ def fit_model(model, pipeline, params, checkpoint_prefix, run_hash="", group_id=
     `run_hash` differs from this run's is discarded, never resumed.
     Returns the monitor state: best value and epoch, history, train seconds.
     """
+    params = training_params(params)
     prefix = Path(checkpoint_prefix)
     best_path = prefix.parent / (prefix.name + ".weights.h5")
     snapshot = Snapshot(prefix.parent / (prefix.name + ".resume"))
@@ -34,7 +35,7 @@ def fit_model(model, pipeline, params, checkpoint_prefix, run_hash="", group_id=
     build_for_training(model, train_ds)
 
     initial_epoch, state, finished = 0, None, False
-    if params.get("resume", True) and snapshot.exists():
+    if params["resume"] and snapshot.exists():
         saved = snapshot.load_state()
         if saved.get("run_hash") == run_hash:
             snapshot.restore(model)

@@ -9,7 +9,7 @@ model class named by the expid's `model:` key is looked up in ./src.
 import sys
 from pathlib import Path
 
-from fuxi_like.runner import cli
+from fuxi_like.cli import run_expid_main
 
 if __name__ == "__main__":
-    sys.exit(cli(default_expid="DSSM_test", default_config=Path(__file__).resolve().parent / "config"))
+    sys.exit(run_expid_main(default_expid="DSSM_test", default_config=Path(__file__).resolve().parent / "config"))

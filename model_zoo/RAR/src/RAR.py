@@ -67,7 +67,7 @@ class RAR(BaseModel):
                  lookalike_field="lookalike_items", recall_label_field="recall_labels", lookalike_history=10,
                  dnn_hidden_units=(200, 80), dnn_activations="relu", net_dropout=0.0, batch_norm=False,
                  attention_units=(64,), attention_activations="dice", din_use_softmax=False, num_cross_layers=3,
-                 seed=None, **kwargs):
+                 sampling_seed=None, **kwargs):
         super().__init__(feature_map, model_id=model_id, **kwargs)
         if base_model not in BASES:
             raise ConfigError(f"RAR: base_model must be one of {BASES}, got {base_model!r}")
@@ -128,10 +128,13 @@ class RAR(BaseModel):
         else:
             self.mlp = MLPBlock(dnn_hidden_units, output_dim=1, **mlp)
         if self.use_recall or self.use_lookalike:
-            self.simhash = SimHash(simhash_bits, simhash_groups, seed=0 if seed is None else int(seed))
+            # sampling_seed None: SimHash's hyperplanes and the random selection come from the run's
+            # seeded RNGs (they change with the run's `seed`); an int fixes them across runs
+            hash_seed = int(np.random.randint(2**31 - 1)) if sampling_seed is None else int(sampling_seed)
+            self.simhash = SimHash(simhash_bits, simhash_groups, seed=hash_seed)
             self.simhash.build((None, d))
             self.select_proj = keras.layers.Dense(d, use_bias=False, name="select_proj")
-            self.seed_generator = keras.random.SeedGenerator(1234 if seed is None else int(seed))
+            self.seed_generator = keras.random.SeedGenerator(sampling_seed)
             self.pool_recall = DINAttention(attention_units, attention_activations, 0.0, din_use_softmax)
             self.pool_lookalike = DINAttention(attention_units, attention_activations, 0.0, din_use_softmax)
         if self.co_interaction:

@@ -1,7 +1,7 @@
 """RAT: Retrieval-Augmented Transformer for CTR prediction (Li et al., WWW'24).
 
 Each row is scored together with the K training rows most similar to it (IDF-weighted exact
-matching over categorical fields, `fuxi_like.features.sample_retrieval`; training rows only
+matching over categorical fields, `sample_retrieval.py` in this folder; training rows only
 retrieve from other folds). The (K+1) samples x (F+1) tokens -- F field embeddings plus a label
 token (0/1 for retrieved rows, 2 = unknown for the target) -- pass through attention blocks;
 the target's label-token output, a DNN over the target's fields and a wide LR term give the logit.
@@ -21,11 +21,15 @@ training row; `mask_empty_slots: false` reproduces that.
 """
 
 import keras
+import numpy as np
 from keras import ops
 
+from fuxi_like.data.tf_dataset import load_split
 from fuxi_like.errors import ConfigError
 from fuxi_like.layers import FeatureEmbedding, LogisticRegression, MLPBlock, get_regularizer
 from fuxi_like.models import BaseModel, register_model
+
+from .sample_retrieval import cached_neighbors
 
 VARIANTS = ("cascade", "joint", "encoders", "parallel")
 
@@ -102,6 +106,12 @@ class RAT(BaseModel):
         self.fields = self.check_fields(feature_map)
         self.variant = variant
         self.topk = int(topk)
+        self.retrieval_fields = list(retrieval_fields or self.fields)
+        unknown = [f for f in self.retrieval_fields if f not in self.fields]
+        if unknown:
+            raise ConfigError(f"RAT: retrieval_fields {unknown} are not among the model's fields {self.fields}")
+        self.num_folds, self.retrieval_seed = int(num_folds), int(retrieval_seed)
+        self.mask_empty_slots = bool(mask_empty_slots)
         d = self.embedding_dim
         self.embedding = self.make_embedding(features=self.fields)
         self.label_emb = keras.layers.Embedding(3, d, embeddings_regularizer=get_regularizer(
@@ -138,21 +148,14 @@ class RAT(BaseModel):
         return fields
 
     # ------------------------------------------------------------ retrieval
-    @classmethod
-    def input_augment(cls, fmap, kwargs):
+    def extra_inputs(self):
         """Per-row inputs: the retrieved rows' fields (`ret_<field>` [n, K]), labels and slot mask."""
-        import numpy as np
-
-        from fuxi_like.data.tf_dataset import load_split
-        from fuxi_like.features.sample_retrieval import cached_neighbors
-
-        fields = cls.check_fields(fmap)
-        rfields = list(kwargs.get("retrieval_fields") or fields)
-        nbrs = cached_neighbors(fmap, rfields, k=int(kwargs.get("topk", 5)), num_folds=int(kwargs.get("num_folds", 10)),
-                                seed=int(kwargs.get("retrieval_seed", 0)))
+        fmap, fields = self.feature_map, self.fields
+        nbrs = cached_neighbors(fmap, self.retrieval_fields, k=self.topk, num_folds=self.num_folds,
+                                seed=self.retrieval_seed)
         train = load_split(fmap, "train")
         label = train[fmap.labels[0]].astype("float32")
-        mask_empty = bool(kwargs.get("mask_empty_slots", True))
+        mask_empty = self.mask_empty_slots
 
         def augment(split, arrays):
             idx = nbrs[split][0]

@@ -7,7 +7,7 @@ E(t, c) = MLP([t; e_c; t * e_c]) (`scorer: dnn`) or one self-attention layer ove
 [t, e_c] followed by an MLP (`scorer: sa`) -> y(q, c) = sum_k ReLU(E(t_k, c) + b).
 Because each quantized token is one of N^M codes, ReLU(E(code, c) + b) can be precomputed for
 every code and item and kept sparsely: the code-based inverted index
-(`fuxi_like.retrieval.code_index.CodeIndex`). Training: sampled softmax over y (shared negatives,
+(`code_index.CodeIndex` in this folder). Training: sampled softmax over y (shared negatives,
 logQ-corrected, accidental hits masked). The official code was never released: everything beyond
 the scoring equations is a reconstruction (see README).
 """
@@ -20,6 +20,8 @@ from fuxi_like.errors import ConfigError
 from fuxi_like.layers import FeatureEmbedding, GRU4RecEncoder, MLPBlock, SASRecEncoder
 from fuxi_like.layers.quantizer import ProductQuantizer
 from fuxi_like.models import RetrievalModel, register_model
+
+from .code_index import CodeIndex
 
 ENCODERS = ("sasrec", "gru4rec", "embedding")
 EVAL_MODES = ("index", "brute_force", "all_to_all")
@@ -131,7 +133,6 @@ class SparCode(RetrievalModel):
         return out
 
     def build_code_index(self, codes, sparsity=None, rho=None, verbose=0):
-        from fuxi_like.retrieval.code_index import CodeIndex
 
         ids, vecs = self.embed_catalogue()
         full = np.zeros((self.num_items, vecs.shape[1]), np.float32)

@@ -15,10 +15,11 @@ import os
 import shutil
 from pathlib import Path
 
+import keras
 import numpy as np
 
-from ..errors import ConfigError
-from ..io_utils import atomic_write_text, replace_dir
+from fuxi_like.errors import ConfigError
+from fuxi_like.io_utils import atomic_write_text, replace_dir
 
 
 class CodeIndex:
@@ -42,8 +43,6 @@ class CodeIndex:
         items, scores, lens = [], [], []
         bar = None
         if verbose:
-            import keras
-
             bar = keras.utils.Progbar(len(codes), unit_name="code")
         for s in range(0, len(codes), batch_codes):
             mat = np.asarray(score_fn(codes[s:s + batch_codes]), dtype=np.float32)

@@ -33,8 +33,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from ..io_utils import atomic_path, atomic_write_text
+from fuxi_like.datasets.seq_loo import read_ratings, read_user_items
+from fuxi_like.errors import DataError
+from fuxi_like.io_utils import atomic_path, atomic_write_text
+
+from .cross_stage import build_cross_stage, codes, future_labels
 
 log = logging.getLogger("fuxi_like")
 SOURCES = ("synthetic", "movielens", "user_items", "taobao")
@@ -59,7 +62,6 @@ def synthetic_impressions(n_users=2000, n_items=1000, n_groups=20, impressions_p
 
 
 def read_movielens(path, min_rating):
-    from .seq_loo import read_ratings
 
     p = Path(path)
     df = read_ratings(p)
@@ -140,8 +142,6 @@ def make(train_path, valid_path, test_path, source="synthetic", source_path=None
          valid_frac=0.1, test_frac=0.1, num_negatives=1, pool_size=50, lookalike_size=10, lookalike_history=10,
          max_history=50, recall=None, backend="auto", seed=2024, synthetic=None, verbose=1):
     """Recipe entry point (`recipe: {name: rar_seq, source: ..., ...}`)."""
-    from ..retrieval.cross_stage import build_cross_stage, codes, future_labels
-
     if source not in SOURCES:
         raise DataError(f"rar_seq recipe: source must be one of {SOURCES}, got {source!r}")
     if not 0.0 < float(cutoff) < 1.0:
@@ -157,7 +157,6 @@ def make(train_path, valid_path, test_path, source="synthetic", source_path=None
         req = imp[imp["ts"] >= cutoff_ts].copy()
         req["split"], req["horizon"] = _time_splits(req, valid_frac, test_frac)
     elif source == "user_items":
-        from .seq_loo import read_user_items
 
         seqs = read_user_items(source_path)
         rows = [(u, it, i / len(s)) for u, s in seqs.items() for i, it in enumerate(s)]

@@ -26,14 +26,16 @@ Everything is vectorised (searchsorted over (user, time) keys, batched index sea
 
 import logging
 
+import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
-from ..errors import ConfigError, DataError
-from ..features.feature_map import FeatureMap
-from ..layers import FeatureEmbedding, MLPBlock
-from ..models.retrieval_model import RetrievalModel
-from .index import make_index
+from fuxi_like.errors import ConfigError, DataError
+from fuxi_like.features.feature_map import FeatureMap
+from fuxi_like.layers import FeatureEmbedding, MLPBlock
+from fuxi_like.models.retrieval_model import RetrievalModel
+from fuxi_like.retrieval.index import ScaNNIndex, make_index
 
 log = logging.getLogger("fuxi_like")
 
@@ -130,9 +132,6 @@ RECALL_DEFAULTS = {"embedding_dim": 32, "hidden_units": [64], "epochs": 10, "bat
 
 def train_recall_model(hist, target, num_items, verbose=1, **params):
     """Train `HistoryTwoTower` on (history, next item) pairs; returns the model."""
-    import keras
-    import tensorflow as tf
-
     unknown = set(params) - set(RECALL_DEFAULTS)
     if unknown:
         raise ConfigError(f"cross-stage recall: unknown key(s) {sorted(unknown)}; known: {sorted(RECALL_DEFAULTS)}")
@@ -141,9 +140,7 @@ def train_recall_model(hist, target, num_items, verbose=1, **params):
     fmap = recall_feature_map(num_items, hist.shape[1])
     model = HistoryTwoTower(fmap, hidden_units=tuple(p["hidden_units"]), embedding_dim=int(p["embedding_dim"]),
                             softmax=p["softmax"])
-    counts = np.bincount(target, minlength=num_items + 2).astype(np.float64) + 1.0
-    counts[0] = counts[-1] = 1e-12
-    model.item_log_prob.assign(np.log(counts / counts.sum()).astype("float32"))
+    model.set_item_popularity(target)
     model.compile_from_params({"learning_rate": p["learning_rate"], "max_gradient_norm": None})
     x = {"hist_items": hist.astype(np.int64), "item_id": target.reshape(-1, 1).astype(np.int64)}
     ds = (tf.data.Dataset.from_tensor_slices((x, np.ones(len(target), np.float32)))
@@ -241,7 +238,6 @@ def build_cross_stage(events, requests, cutoff, pool_size=50, lookalike_size=10,
 
 
 def _build(index, vecs, ids, k):
-    from .index import ScaNNIndex
 
     if isinstance(index, ScaNNIndex):
         index.build(vecs, ids=ids, k=k)

@@ -26,10 +26,17 @@ Exact and vectorised, without a loop over rows (`SampleRetriever.query`):
    exact by construction.
 """
 
+import json
 import logging
+import os
 import time
+from pathlib import Path
 
 import numpy as np
+
+from fuxi_like.data.tf_dataset import load_split
+from fuxi_like.errors import ConfigError
+from fuxi_like.io_utils import file_lock, stable_hash
 
 log = logging.getLogger("fuxi_like")
 
@@ -294,13 +301,6 @@ def cached_neighbors(feature_map, fields, k=5, num_folds=10, seed=0, splits=("tr
 
     Returns {split: (indices [n, K] into the training rows, -1 = empty; scores [n, K])}.
     """
-    import json
-    import os
-    from pathlib import Path
-
-    from ..data.tf_dataset import load_split
-    from ..errors import ConfigError
-    from ..io_utils import file_lock, stable_hash
 
     for f in fields:
         feature_map.require(f, types=("categorical",), where="sample retrieval fields")

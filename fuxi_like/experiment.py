@@ -1,0 +1,250 @@
+"""From (config dir, expid) to a validated params dict, a model and its input pipeline.
+
+`build_experiment` is the one path that `run_expid`, `load_trained`, sweeps and the benchmark
+scripts take, so a model is built, given its extra inputs and adapted to its data the same way
+everywhere. A model folder is found by its path alone: its `src/__init__.py` is imported under a
+name unique to the folder (a copied folder runs after a rename, beside the original), and what it
+exports is all the runner looks for:
+
+- BaseModel subclasses, found by the expid's `model:` name;
+- `RECIPES` (optional): {name: make(train_path, valid_path, test_path, **params)}, dataset
+  recipes for the folder's private dataset ids (e.g. RAR's `rar_seq`).
+"""
+
+import contextlib
+import copy
+import importlib.util
+import inspect
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import check_type, load_dataset_config, read_yaml
+from .data.build_dataset import build_dataset, load_feature_map
+from .data.tf_dataset import InputPipeline
+from .errors import ConfigError, closest, unknown_key_error
+from .io_utils import stable_hash
+from .metrics import metric_label, monitor_metrics, needs_groups
+from .models import BaseModel
+from .retrieval.evaluation import check_retrieval_metrics
+from .training.optimizers import OPTIMIZERS
+from .training.params import RUNNER_KEYS, training_params
+from .utils import seed_everything
+
+log = logging.getLogger("fuxi_like")
+NOT_HASHED = ("verbose", "resume", "config_file", "expid", "model_root", "deterministic")
+
+
+# ------------------------------------------------------------------ model folders
+def load_model_module(model_dir):
+    """Import `<model_dir>/src` as a package under a name unique to that folder."""
+    src = Path(model_dir) / "src"
+    init = src / "__init__.py"
+    if not init.is_file():
+        raise ConfigError(f"{src}: no src/__init__.py with the model class")
+    name = f"fuxi_zoo_{stable_hash(str(src.resolve()), 10)}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(src)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def folder_recipes(module, where):
+    """The dataset recipes a model folder exports (`RECIPES` in its src/__init__.py)."""
+    recipes = getattr(module, "RECIPES", None) or {}
+    if not isinstance(recipes, dict) or not all(callable(f) for f in recipes.values()):
+        raise ConfigError(f"{where}: RECIPES must map a recipe name to a callable")
+    return dict(recipes)
+
+
+def find_model_class(name, modules, where):
+    found = {}
+    for m in modules:
+        for k, v in vars(m).items():
+            if inspect.isclass(v) and issubclass(v, BaseModel) and v is not BaseModel:
+                found[k] = v
+    if name not in found:
+        raise ConfigError(f"{where}: model '{name}' not found{closest(name, found)}. "
+                          f"Models available here: {', '.join(sorted(found)) or '(none)'}")
+    return found[name]
+
+
+def model_kwargs(params, model_cls):
+    """The constructor arguments of `model_cls` among `params`."""
+    keys = model_cls.hyperparameters()
+    return {k: v for k, v in params.items() if k in keys}
+
+
+# ----------------------------------------------------------------- model config
+def load_model_config(config_dir, expid):
+    """Return the raw params of `expid` with the `Base` section merged under it."""
+    path = Path(config_dir) / "model_config.yaml"
+    data = read_yaml(path)
+    if expid not in data or expid == "Base":
+        ids = [k for k in data if k != "Base"]
+        raise ConfigError(
+            f"{path}: expid '{expid}' not found{closest(expid, ids)}. "
+            f"Defined expids: {', '.join(map(str, ids)) or '(none)'}"
+        )
+    base = data.get("Base") or {}
+    if not isinstance(base, dict) or not isinstance(data[expid], dict):
+        raise ConfigError(f"{path}: 'Base' and '{expid}' must be mappings")
+    params = dict(base)
+    params.update(data[expid])
+    for k in ("model", "dataset_id"):
+        if not params.get(k):
+            raise ConfigError(f"{path}: {expid}: missing required key '{k}'")
+    params["expid"] = expid
+    params["config_file"] = str(path)
+    return params
+
+
+def _types_of_default(default):
+    if isinstance(default, (list, tuple)):
+        return (list, tuple)
+    if isinstance(default, str):
+        return (str, list)
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        return (int, float)
+    return (type(default),)
+
+
+def validate_model_params(params, model_cls):
+    """Check every key against RUNNER_KEYS + the model's constructor signature; return the params
+    completed with both sets of defaults (so a results row lists every value the run used)."""
+    where = f"{params.get('config_file', 'model_config.yaml')}: {params.get('expid')}"
+    model_keys = model_cls.hyperparameters()
+    shadowed = sorted(set(model_keys) & set(RUNNER_KEYS))
+    if shadowed:
+        raise ConfigError(f"{model_cls.__name__}: constructor argument(s) {shadowed} have the names of runner keys; "
+                          f"rename them (one key, one meaning)")
+    allowed = set(RUNNER_KEYS) | set(model_keys) | {"expid", "config_file"}
+    out = {}
+    for k, v in params.items():
+        if k not in allowed:
+            raise unknown_key_error(where, k, allowed - {"expid", "config_file"})
+        if k in RUNNER_KEYS:
+            check_type(where, k, v, RUNNER_KEYS[k][0])
+        elif k in model_keys:
+            default = model_keys[k]
+            if default is not None and default is not inspect.Parameter.empty and v is not None:
+                check_type(where, k, v, _types_of_default(default))
+        out[k] = v
+    out = training_params(out)
+    for k, default in model_keys.items():
+        if k in out:
+            continue
+        if default is inspect.Parameter.empty:
+            raise ConfigError(f"{where}: missing required key '{k}' ({model_cls.__name__} has no default for it)")
+        out[k] = list(default) if isinstance(default, tuple) else copy.deepcopy(default)
+    if out["monitor_mode"] not in ("max", "min"):
+        raise ConfigError(f"{where}: key 'monitor_mode' must be 'max' or 'min', got {out['monitor_mode']!r}")
+    check_metrics(where, out, retrieval=model_cls.retrieval)
+    if str(out["optimizer"]).lower() not in OPTIMIZERS:
+        raise ConfigError(f"{where}: key 'optimizer': unknown optimizer {out['optimizer']!r}"
+                          f"{closest(str(out['optimizer']).lower(), list(OPTIMIZERS))}; known: {', '.join(OPTIMIZERS)}")
+    return out
+
+
+def check_metrics(where, params, retrieval=False):
+    """Fail before training, not after the first epoch, on bad metric/monitor settings."""
+    try:
+        labels = [metric_label(m) for m in params["metrics"]]
+        monitored = [metric_label(m) for m in monitor_metrics(params["monitor"])]
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    for m in monitored:
+        if m not in labels:
+            raise ConfigError(f"{where}: monitor metric '{m}' is not in metrics {params['metrics']}; add it there")
+    if retrieval:  # ranked lists come from the index, not from groups of rows
+        check_retrieval_metrics(params["metrics"], where=f"{where}: metrics")
+        return
+    if needs_groups(params["metrics"]) and not params.get("group_id"):
+        raise ConfigError(f"{where}: metrics {params['metrics']} include grouped metrics (gAUC, avgAUC, MRR, NDCG, "
+                          f"HR, Recall) that need 'group_id' set to a meta feature")
+
+
+def experiment_hash(params, fmap):
+    """What identifies a run: its hashed params and the processed data's fingerprint (a resume
+    snapshot or a finished result counts only for the same hash)."""
+    return stable_hash({"params": {k: v for k, v in params.items() if k not in NOT_HASHED}, "data": fmap.fingerprint})
+
+
+# ------------------------------------------------------------------- experiment
+@dataclass
+class ExperimentSpec:
+    """A validated expid, before any data is built: what `prepare_experiment` returns."""
+
+    expid: str
+    params: dict
+    model_cls: type
+    data_cfg: dict
+    recipes: dict
+    run_dir: Path  # the model folder: relative model_root and the default results.csv live here
+
+
+@dataclass
+class Experiment:
+    """A built expid: `build_experiment` returns it."""
+
+    spec: ExperimentSpec
+    model: BaseModel
+    pipeline: InputPipeline
+    feature_map: object
+    data_dir: str
+    run_hash: str
+
+    @property
+    def params(self):
+        return self.spec.params
+
+
+def prepare_experiment(config_dir, expid, model_dir=None, model_modules=None):
+    """Load and validate `expid` of `config_dir` (model class from `<model_dir or config's parent>/src`
+    unless `model_modules` are given); nothing is built yet."""
+    config_dir = Path(config_dir).resolve()
+    raw = load_model_config(config_dir, expid)
+    folder = Path(model_dir or config_dir.parent)
+    if model_modules is None:
+        model_modules = [load_model_module(folder)]
+    recipes = {}
+    for m in model_modules:
+        recipes.update(folder_recipes(m, f"{folder}/src/__init__.py"))
+    model_cls = find_model_class(raw["model"], model_modules, f"{raw['config_file']}: {expid}.model")
+    params = validate_model_params(raw, model_cls)
+    data_cfg = load_dataset_config(config_dir, params["dataset_id"])
+    return ExperimentSpec(expid, params, model_cls, data_cfg, recipes, config_dir.parent)
+
+
+def build_experiment(spec, rebuild_dataset=False, strategy=None, shard=None, adapt=True):
+    """Build the processed data, the model (compiled, inside `strategy`'s scope if given) and its
+    input pipeline for a prepared `spec`. The model is seeded with the run's seed right before it is
+    built. `adapt=False` skips the model's `adapt` hook (for weights that will be loaded)."""
+    params = spec.params
+    where = f"{params['config_file']}: {spec.expid}"
+    data_dir = build_dataset(spec.data_cfg, rebuild=rebuild_dataset, recipes=spec.recipes)
+    fmap = load_feature_map(data_dir).with_overrides(params["feature_specs"], params["use_features"], where=where)
+    if params["group_id"]:
+        fmap.require(params["group_id"], types=("meta",), where=f"{where}.group_id")
+    seed_everything(params["seed"])
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        model = spec.model_cls(fmap, **model_kwargs(params, spec.model_cls))
+        model.compile_from_params(params)
+    pipeline = InputPipeline(fmap, params["batch_size"], seed=params["seed"], streaming=params["streaming"],
+                             shard=shard, augment=model.extra_inputs())
+    if adapt:
+        model.adapt(pipeline)
+    return Experiment(spec, model, pipeline, fmap, data_dir, experiment_hash(params, fmap))
+
+
+__all__ = ["ExperimentSpec", "Experiment", "prepare_experiment", "build_experiment", "load_model_module",
+           "find_model_class", "model_kwargs", "load_model_config", "validate_model_params", "experiment_hash",
+           "RUNNER_KEYS"]

@@ -1,0 +1,53 @@
+"""The training keys every expid may set, with their one default each.
+
+A model's own hyperparameters (and BaseModel's: `embedding_dim`, `embedding_regularizer`, ...)
+are its constructor's arguments: their defaults live in the signature and nowhere else. The keys
+below are what the runner and the training loop read; `training_params(params)` completes a
+partial mapping with these defaults, so code that compiles or trains a model outside the runner
+(tests, benchmarks) gets exactly what `run_expid` would.
+
+Each entry: key -> (allowed Python types, default); `type(None)` in the types means null is allowed.
+"""
+
+import copy
+
+NUM = (int, float)
+
+RUNNER_KEYS = {
+    "model": ((str,), None),
+    "dataset_id": ((str,), None),
+    "model_root": ((str,), "./checkpoints/"),
+    "loss": ((str,), "binary_crossentropy"),
+    "metrics": ((list,), ["logloss", "AUC"]),
+    "optimizer": ((str,), "adam"),
+    "learning_rate": (NUM, 1e-3),
+    "batch_size": ((int,), 1024),
+    "epochs": ((int,), 10),
+    "shuffle": ((bool,), True),
+    "seed": ((int,), 2024),
+    "monitor": ((str, dict), "AUC"),
+    "monitor_mode": ((str,), "max"),
+    "early_stop_patience": ((int,), 2),
+    "save_best_only": ((bool,), True),
+    "reduce_lr_on_plateau": ((bool,), True),
+    "lr_decay_factor": (NUM, 0.1),
+    "min_lr": (NUM, 1e-6),
+    "max_gradient_norm": (NUM + (type(None),), 10.0),
+    "group_id": ((str, type(None)), None),
+    "streaming": ((bool,), False),
+    "verbose": ((int,), 1),
+    "resume": ((bool,), True),
+    "deterministic": ((bool,), False),
+    "distribute": ((str, type(None)), None),
+    "distribute_devices": ((list, type(None)), None),
+    "logical_cpus": ((int, type(None)), None),
+    "feature_specs": ((list, type(None)), None),
+    "use_features": ((list, type(None)), None),
+}
+
+
+def training_params(params=None):
+    """`params` completed with the RUNNER_KEYS defaults (deep copies; `params` wins)."""
+    out = {k: copy.deepcopy(default) for k, (_, default) in RUNNER_KEYS.items()}
+    out.update(params or {})
+    return out
