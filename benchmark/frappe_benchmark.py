@@ -4,19 +4,18 @@
     python benchmark/frappe_benchmark.py [--models DeepFM DCNv2 DNN] [--seeds 2024]
 
 Runs `<Model>_frappe` from each model folder's own config (same processed data,
-same 7:2:1 split), then writes `benchmark/results/frappe.md` with test AUC,
-logloss, epochs and seconds per epoch (mean +- std over seeds when several).
+same 7:2:1 split), appending each run's results.csv row to `benchmark/results/runs/frappe.csv`;
+`benchmark/tables.py` then regenerates `benchmark/results/frappe.md` from those rows (test AUC, logloss,
+epochs and seconds per epoch, mean ± sample std over the seeds).
 Needs the raw Frappe log (see the `frappe` recipe; default ../shared/data/frappe).
 """
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -27,18 +26,16 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--models", nargs="+", default=["DeepFM", "DCNv2", "DNN", "LR"])
     p.add_argument("--seeds", nargs="+", type=int, default=[2024])
-    p.add_argument("--out", default=str(ROOT / "benchmark/results/frappe.md"))
     args = p.parse_args()
 
     import fuxi_like
-    from fuxi_like.io_utils import atomic_write_text
 
     rows = []
     for model in args.models:
         runs = []
         for seed in args.seeds:
             cfg = ROOT / "model_zoo" / model / "config"
-            from fuxi_like.runner import load_model_module  # noqa: F401 (imports src)
+            from fuxi_like.experiment import load_model_module  # noqa: F401 (imports src)
             import shutil
 
             import yaml
@@ -63,7 +60,7 @@ def main():
                 cfg_dir, tmp = cfg, None
             t0 = time.time()
             out = fuxi_like.run_expid(str(cfg_dir), expid, -1,
-                                      results_file=str(ROOT / "benchmark/results/frappe_runs.csv"))
+                                      results_file=str(ROOT / "benchmark/results/runs/frappe.csv"))
             st = out["state"]
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -74,30 +71,11 @@ def main():
             print(f"{model} seed {seed}: test AUC {runs[-1]['auc']:.4f} logloss {runs[-1]['logloss']:.4f}", flush=True)
         rows.append((model, runs))
 
-    def ms(vals, fmt):
-        vals = np.asarray(vals, dtype=float)
-        return (fmt % vals.mean()) + (f" ± {fmt % vals.std()}" if len(vals) > 1 else "")
+    sys.path.insert(0, str(ROOT / "benchmark"))
+    import tables
 
-    lines = [
-        "# Frappe CTR benchmark",
-        "",
-        "Data: `frappe` recipe (raw Frappe log, each log row + 2 sampled negatives for the same user and",
-        "context, 10 categorical fields, 288,609 rows, seeded 7:2:1 split). Hyperparameters: the",
-        "`<Model>_frappe` expid of each model folder. Machine: "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, CPU only.",
-        f"Command: `python benchmark/frappe_benchmark.py --models {' '.join(args.models)} --seeds {' '.join(map(str, args.seeds))}`",
-        "",
-        "| model | test AUC | test logloss | epochs run (best) | s / epoch (train) | params | seeds |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for model, runs in rows:
-        lines.append(
-            f"| {model} | {ms([r['auc'] for r in runs], '%.4f')} | {ms([r['logloss'] for r in runs], '%.4f')} | "
-            f"{', '.join(str(r['epochs']) + ' (' + str(r['best_epoch']) + ')' for r in runs)} | "
-            f"{ms([r['sec_epoch'] for r in runs], '%.1f')} | {runs[0]['params']:,} | {len(runs)} |")
-    lines += ["", "Published Frappe CTR results (BARS, FuxiCTR) are around AUC 0.98 for DeepFM/DCNv2.", ""]
-    atomic_write_text(args.out, "\n".join(lines))
-    print("\n".join(lines))
+    tables.generate(["frappe.md"])
+    print((ROOT / "benchmark/results/frappe.md").read_text())
 
 
 if __name__ == "__main__":

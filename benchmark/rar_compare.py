@@ -57,7 +57,7 @@ def table(df):
                 continue
 
             def ms(col, g=g):
-                return f"{g[col].mean():.4f} +- {g[col].std(ddof=0):.4f}"
+                return f"{g[col].mean():.4f} +- {g[col].std(ddof=1):.4f}"
 
             d = "" if v == "base" or np.isnan(ref) else f"{g['AUC'].mean() - ref:+.4f}"
             out.append(f"| {base} | {LABEL[v]} | {ms('AUC')} | {ms('logloss')} | {ms('gAUC')} | {d} | {len(g)} | "
@@ -73,7 +73,22 @@ def main(argv=None):
     df = collect(a.dataset)
     if df.empty:
         sys.exit(f"no finished RAR_{a.dataset}*_tuner sweep under benchmark/sweeps/")
-    out = Path(a.out or ROOT / "benchmark" / "results" / f"rar_{a.dataset}.md")
+    sys.path.insert(0, str(ROOT / "benchmark"))
+    import tables
+
+    name = f"rar_{a.dataset}.md"
+    if (tables.SPECS / name).is_file() and not a.out:
+        # the per-seed rows replace the runs CSV; the spec keeps the prose (update its cross-stage line by hand)
+        df = df.assign(order=df["variant"].map(ORDER.index)).sort_values(["base", "order", "seed"], kind="stable")
+        rows = [{"base": r["base"], "model": LABEL[r["variant"]], "seed": r["seed"], "row_kind": "run", "n": 1,
+                 "test AUC": r["AUC"], "test logloss": r["logloss"], "test gAUC": r["gAUC"],
+                 "best epoch": int(r["best_epoch"]), "s/epoch": r["s_epoch"],
+                 "source": f"benchmark/sweeps/RAR_{a.dataset}*_tuner/results.csv"} for _, r in df.iterrows()]
+        tables.replace_rows(ROOT / "benchmark" / "results" / "runs" / f"rar_{a.dataset}.csv", rows, {})
+        tables.generate([name])
+        print((ROOT / "benchmark" / "results" / name).read_text())
+        return
+    out = Path(a.out)
     keep = ""
     if out.is_file() and "## Reading" in out.read_text():
         keep = "\n## Reading" + out.read_text().split("## Reading", 1)[1]
@@ -83,7 +98,7 @@ def main(argv=None):
     text = (f"# RAR on `rar_{a.dataset}`: base vs base + RAR, ablations\n\n"
             f"Sweeps: `benchmark/sweeps/RAR_{a.dataset}*_tuner.yaml` (model_zoo/RAR/config/model_config.yaml "
             f"`RAR_DIN_{a.dataset}` for every key not swept); test metrics of the best-valid-AUC epoch, mean +- "
-            f"std over the seeds. Command: `python benchmark/rar_compare.py --dataset {a.dataset}`.\n{info}\n"
+            f"sample std over the seeds. Command: `python benchmark/rar_compare.py --dataset {a.dataset}`.\n{info}\n"
             + table(df) + "\n" + keep)
     from fuxi_like.io_utils import atomic_write_text
 

@@ -5,7 +5,7 @@
     python benchmark/rat_compare.py --dataset mltag --tail-fields item_id tag_id
     python benchmark/rat_compare.py --dataset frappe --tail-fields user item --tail-quantile 0.1 --rule-keys \
         --sweep DCNv2=benchmark/sweeps/DCNv2_frappe_seeds_tuner DeepFM=benchmark/sweeps/DeepFM_frappe_seeds_tuner \
-        --extra RAT=benchmark/results/rat_frappe_runs.csv
+        --extra RAT=benchmark/results/runs/rat_frappe_seed2021.csv
 
 For each model, the configuration with the best mean valid AUC over its seeds is reported with
 test AUC / logloss mean +- std over those seeds and seconds per epoch. The long-tail table
@@ -70,7 +70,7 @@ def tail_auc(rows, tail_fields, tail_max, tail_quantile=None):
 
     from fuxi_like.data.tf_dataset import InputPipeline, load_split
     from fuxi_like.metrics import auc
-    from fuxi_like.runner import load_model_module
+    from fuxi_like.experiment import load_model_module
 
     out = []
     for _, r in rows.iterrows():

@@ -2,11 +2,11 @@
 """Sequential retrieval benchmark: SASRec, GRU4Rec, YoutubeDNN, DSSM on one leave-one-out set.
 
     python benchmark/seq_retrieval.py --dataset beauty            # trains the four, one after another
-    python benchmark/seq_retrieval.py --dataset beauty --table-only --results benchmark/work/beauty_results.csv
+    python benchmark/seq_retrieval.py --dataset beauty --table-only   # regenerate the table from the runs CSV
 
 Each model runs its `<Model>_<dataset>` expid from its zoo folder (full ranking over all
-items, history removed, best epoch by valid NDCG@10) and appends to one results CSV; the
-markdown table of test metrics is written to `benchmark/results/seq_retrieval_<dataset>.md`.
+items, history removed, best epoch by valid NDCG@10) and appends to `benchmark/results/runs/seq_retrieval_<dataset>.csv`; the table
+`benchmark/results/seq_retrieval_<dataset>.md` is generated from it by `benchmark/tables.py`.
 """
 
 import argparse
@@ -58,10 +58,13 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="beauty", help="expid suffix: beauty | ml")
     ap.add_argument("--models", nargs="*", default=list(MODELS))
-    ap.add_argument("--results", default=str(ROOT / "benchmark" / "work" / "seq_retrieval_results.csv"))
+    ap.add_argument("--results", default=None,
+                    help="results CSV the runs append to (default: benchmark/results/runs/seq_retrieval_<dataset>.csv, "
+                         "from which `benchmark/tables.py` generates the table)")
     ap.add_argument("--table-only", action="store_true")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
+    args.results = args.results or str(ROOT / "benchmark" / "results" / "runs" / f"seq_retrieval_{args.dataset}.csv")
     if not args.table_only:
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         for m in args.models:
@@ -69,11 +72,19 @@ def main(argv=None):
             r = subprocess.run([sys.executable, "run_expid.py", "--expid", f"{m}_{args.dataset}", "--results",
                                 args.results], cwd=ROOT / "model_zoo" / m, env=env)
             print(f"{m}: exit {r.returncode} in {time.time() - t0:.0f}s", flush=True)
+    sys.path.insert(0, str(ROOT / "benchmark"))
+    import tables
+
+    name = f"seq_retrieval_{args.dataset}.md"
+    if (tables.SPECS / name).is_file() and not args.out:
+        tables.generate([name])  # the spec names the runs CSV and keeps the prose
+        print((ROOT / "benchmark" / "results" / name).read_text())
+        return
     text = (f"# Sequential retrieval, `{args.dataset}` (leave-one-out, full ranking over all items, history removed)\n\n"
             f"Command: `python benchmark/seq_retrieval.py --dataset {args.dataset}` (2-core CPU, one run each, "
             f"seed 2024; configs in `model_zoo/<Model>/config/model_config.yaml`).\n\n"
             + table(args.results, args.dataset) + "\n\n" + PUBLISHED.get(args.dataset, "") + "\n")
-    out = Path(args.out or ROOT / "benchmark" / "results" / f"seq_retrieval_{args.dataset}.md")
+    out = Path(args.out or ROOT / "benchmark" / "results" / name)
     from fuxi_like.io_utils import atomic_write_text
 
     atomic_write_text(out, text)

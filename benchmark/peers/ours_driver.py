@@ -32,7 +32,7 @@ def main(spec):
     from fuxi_like.config import load_dataset_config, load_model_config, validate_model_params
     from fuxi_like.data.build_dataset import build_dataset, load_feature_map
     from fuxi_like.data.tf_dataset import InputPipeline
-    from fuxi_like.runner import load_model_module
+    from fuxi_like.experiment import load_model_module
     from fuxi_like.training import fit_model
     from fuxi_like.utils import seed_everything
 
@@ -59,7 +59,7 @@ def main(spec):
         print("RESULT " + json.dumps({"prep_s": prep_s}), flush=True)
         return
     fmap = load_feature_map(data_dir)
-    from fuxi_like.runner import model_kwargs
+    from fuxi_like.experiment import model_kwargs
 
     model = cls(fmap, **model_kwargs(params, cls))
     model.compile_from_params(params)
