@@ -5,14 +5,16 @@ from .version import __version__
 
 def run_expid(config_dir, expid, gpu=-1, **kwargs):
     """Run one experiment; see `fuxi_like.runner.run_expid`."""
-    from .runner import run_expid as _run  # lazy: `import fuxi_like` must not start TensorFlow (tf_env)
+    # lazy: `import fuxi_like` must not start TensorFlow (tf_env)
+    from .runner import run_expid as _run
 
     return _run(config_dir, expid, gpu, **kwargs)
 
 
 def load_trained(config_dir, expid, model_dir=None, gpu=-1):
     """Rebuild a trained expid's model and load its best weights; see `fuxi_like.runner.load_trained`."""
-    from .runner import load_trained as _load  # lazy: `import fuxi_like` must not start TensorFlow (tf_env)
+    # lazy: `import fuxi_like` must not start TensorFlow (tf_env)
+    from .runner import load_trained as _load
 
     return _load(config_dir, expid, model_dir=model_dir, gpu=gpu)
 

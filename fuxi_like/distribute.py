@@ -22,13 +22,16 @@ import json
 import logging
 import os
 
+import tensorflow as tf
+
+from .errors import ConfigError
+
 log = logging.getLogger("fuxi_like")
 STRATEGIES = (None, "mirrored", "multi_worker")
 
 
 def configure_logical_cpus(n):
     """Split the host CPU into `n` logical devices (before TensorFlow initialises)."""
-    import tensorflow as tf
 
     if not n or n <= 1:
         return
@@ -41,9 +44,7 @@ def configure_logical_cpus(n):
 
 def make_strategy(kind, devices=None):
     """Return (strategy or None, info dict with num_replicas, num_workers, worker_index, is_chief)."""
-    import tensorflow as tf
 
-    from .errors import ConfigError
 
     if kind not in STRATEGIES:
         raise ConfigError(f"distribute must be null, mirrored or multi_worker, got {kind!r}")
@@ -76,13 +77,13 @@ def patch_keras_multi_worker():
     Applied only when `distribute: multi_worker` is used.
     """
     try:
+        # lazy: Keras' private trainer module, patched only for multi_worker runs
         from keras.src.backend.tensorflow import trainer as kt
     except ImportError:  # a Keras layout without this module: nothing to patch
         return
     orig = kt.reduce_per_replica
     if getattr(orig, "_fuxi_patched", False):
         return
-    import tensorflow as tf
 
     def reduce_per_replica(values, strategy, reduction):
         if reduction in ("auto", "mean") and kt._collective_all_reduce_multi_worker(strategy):

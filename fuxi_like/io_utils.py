@@ -5,6 +5,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -76,7 +77,6 @@ def file_fingerprint(path):
 
 def replace_dir(tmp, directory):
     """Move the finished directory `tmp` onto `directory`, replacing any old one (never half-written)."""
-    import shutil
 
     tmp, directory = Path(tmp), Path(directory)
     old = directory.parent / f".{directory.name}.old-{os.getpid()}"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ConfigError
 from .results import parse_metrics, read_results
 
 IGNORED = {"expid", "seed", "config_file", "verbose", "resume"}
@@ -22,8 +23,6 @@ def _key(v):
 
 
 def load_runs(results_csv):
-    from .errors import ConfigError
-
     if not Path(results_csv).is_file():
         raise ConfigError(f"results file not found: {results_csv}")
     runs = []
@@ -92,10 +91,10 @@ def summarize(results_csv, metric=None, mode=None, split="valid", plots_dir=None
 
 
 def _plots(runs, keys, metric, split, out_dir):
-    import matplotlib
+    import matplotlib  # lazy: only plots need matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: only plots need matplotlib
 
     paths = []
     for k in keys:

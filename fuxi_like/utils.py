@@ -4,6 +4,11 @@ import logging
 import os
 import sys
 
+import keras
+import tensorflow as tf
+
+from .errors import ConfigError
+
 
 def setup_logging(log_file=None, verbose=1):
     logger = logging.getLogger("fuxi_like")
@@ -26,8 +31,6 @@ def setup_logging(log_file=None, verbose=1):
 
 
 def seed_everything(seed):
-    import keras
-
     os.environ["PYTHONHASHSEED"] = str(seed)
     keras.utils.set_random_seed(seed)
 
@@ -38,7 +41,6 @@ def setup_device(gpu=-1):
     Must run before TensorFlow executes its first op. When the process was started
     with CUDA_VISIBLE_DEVICES (e.g. by a sweep worker), index i counts within it.
     """
-    import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
     try:
@@ -46,7 +48,6 @@ def setup_device(gpu=-1):
             tf.config.set_visible_devices([], "GPU")
             return "CPU"
         if int(gpu) >= len(gpus):
-            from .errors import ConfigError
 
             raise ConfigError(f"--gpu {gpu} requested but only {len(gpus)} GPU(s) are visible to this process")
         tf.config.set_visible_devices(gpus[int(gpu)], "GPU")

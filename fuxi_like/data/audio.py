@@ -12,11 +12,13 @@ Every decoding failure raises `MediaError` naming the file.
 """
 
 import contextlib
+import struct
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from ..errors import DataError
 
@@ -48,8 +50,6 @@ def decode_audio(path):
 
 
 def _decode_wav(p):
-    import tensorflow as tf
-
     raw = p.read_bytes()
     if len(raw) < 44 or raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
         raise MediaError(f"{p}: not a RIFF/WAVE file (corrupt or truncated header)")
@@ -63,8 +63,6 @@ def _decode_wav(p):
 
 
 def _check_wav_length(p, raw):
-    import struct
-
     pos = 12
     fmt = None
     while pos + 8 <= len(raw):
@@ -82,7 +80,7 @@ def _check_wav_length(p, raw):
 
 
 def _decode_soundfile(p):
-    import soundfile as sf
+    import soundfile as sf  # lazy: libsndfile is loaded only for audio decoding
 
     try:
         data, sr = sf.read(str(p), dtype="float32", always_2d=True)
@@ -100,7 +98,7 @@ def open_stream(path, kind):
     Any failure while the block runs (open, demux, decode) becomes a MediaError
     naming the file; a missing stream is "<file>: no <kind> stream".
     """
-    import av
+    import av  # lazy: PyAV loads FFmpeg's native libraries; only media decoding needs them
 
     p = Path(path)
     if not p.is_file():

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import tensorflow as tf
 
+from ..errors import ConfigError, closest
+
 
 @dataclass(frozen=True)
 class LogMelPreset:
@@ -51,7 +53,6 @@ def get_preset(preset):
     if isinstance(preset, dict):
         return LogMelPreset(**preset)
     if preset not in PRESETS:
-        from ..errors import ConfigError, closest
 
         raise ConfigError(f"unknown log-mel preset '{preset}'{closest(preset, PRESETS)}; presets: {', '.join(PRESETS)}")
     return PRESETS[preset]

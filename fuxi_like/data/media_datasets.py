@@ -23,8 +23,11 @@ import json
 import logging
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import tensorflow as tf
 
 from ..config import check_type, read_yaml, resolve_path
@@ -249,8 +252,6 @@ class AVEAnnotations:
         return lab
 
     def split(self, name):
-        import h5py
-
         f = self.order_dir / f"{name}_order.h5"
         if not f.is_file():
             raise MediaError(f"AVE split file not found: {f}")
@@ -283,8 +284,6 @@ def cache_segment_features(clips, encoder, out_dir, encoder_id, segment_kwargs=N
     The cache is reused while the clip files (path, size, mtime), `encoder_id` and
     `segment_kwargs` are unchanged; otherwise rebuilt. Returns the index dict.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     out = Path(out_dir)
     segment_kwargs = segment_kwargs or {}
@@ -329,7 +328,6 @@ def cache_segment_features(clips, encoder, out_dir, encoder_id, segment_kwargs=N
 
 def load_segment_features(out_dir):
     """dict: 'clip', 'segment' and each feature as [rows, *shape] arrays."""
-    import pyarrow.parquet as pq
 
     out = Path(out_dir)
     index = json.loads((out / "index.json").read_text())

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import tensorflow as tf
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 
 def split_files(data_dir, split):
@@ -85,7 +85,6 @@ def load_split(feature_map, split, data_dir=None):
             out = {k: np.empty((total,) + v.shape[1:], v.dtype) for k, v in block.items()}
         for k, v in block.items():
             if v.dtype != out[k].dtype or v.shape[1:] != out[k].shape[1:]:
-                from ..errors import DataError
 
                 raise DataError(f"{f}: row group {g}, column '{k}' reads as {v.dtype}{list(v.shape[1:])} where "
                                 f"the split's first block had {out[k].dtype}{list(out[k].shape[1:])} (mixed "
@@ -178,7 +177,6 @@ class InputPipeline:
         self.augment = augment
         self._extra = {}
         if augment is not None and streaming:
-            from ..errors import ConfigError
 
             raise ConfigError("this model adds per-row inputs (e.g. retrieved samples) that need the in-memory "
                               "pipeline; set streaming: false")

@@ -14,6 +14,7 @@ the decoding pipeline can be tested end to end on files with known content.
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 BASE_FREQS = (330.0, 660.0, 1320.0, 2640.0, 495.0, 990.0, 1980.0, 3960.0)
 RHYTHMS = (0.0, 4.0, 2.0, 8.0, 0.0, 4.0, 2.0, 8.0)  # pulses per second, 0 = steady
@@ -70,7 +71,7 @@ def make_clip(seed, n_classes=4, n_segments=10, sample_rate=16000, fps=8, size=3
 
 def write_clip(path, clip):
     """Encode a clip to `path` (.mp4: MPEG-4 part 2 video + AAC audio)."""
-    import av
+    import av  # lazy: PyAV loads FFmpeg's native libraries; only media decoding needs them
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +107,6 @@ def write_clip(path, clip):
 
 def make_dataset(out_dir, n_clips, seed=0, **clip_kwargs):
     """Write `n_clips` mp4 clips + `labels.csv` (filename, event_class, per-second labels)."""
-    import pandas as pd
 
     out = Path(out_dir)
     rows = []

@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
+import h5py
 import numpy as np
+import pyarrow.parquet as pq
 
 from ..errors import DataError
 
@@ -18,12 +20,10 @@ def load_pretrained(path, key="key", value="value"):
             with np.load(p, allow_pickle=False) as d:
                 keys, vals = d[key], d[value]
         elif ext in (".h5", ".hdf5"):
-            import h5py
 
             with h5py.File(p, "r") as f:
                 keys, vals = f[key][:], f[value][:]
         elif ext == ".parquet":
-            import pyarrow.parquet as pq
 
             t = pq.read_table(p, columns=[key, value])
             keys = t.column(key).to_numpy()

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from ..errors import ConfigError
@@ -65,7 +66,6 @@ def gather_rows(table, ids):
     ResourceGather of the batch's rows only. Other backends use the layer as is."""
     if keras.backend.backend() != "tensorflow":
         return table(ids)
-    import tensorflow as tf
 
     if not table.built:
         table.build(ids.shape)

@@ -3,6 +3,7 @@
 import re
 
 import keras
+import tensorflow as tf
 
 from ..errors import ConfigError
 
@@ -17,7 +18,6 @@ class L1L2(keras.regularizers.L1L2):
     def __call__(self, x):
         if keras.backend.backend() != "tensorflow" or not self.l2:
             return super().__call__(x)
-        import tensorflow as tf
 
         x = tf.convert_to_tensor(x)
         reg = (2.0 * self.l2) * tf.nn.l2_loss(x)

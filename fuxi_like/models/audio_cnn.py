@@ -1,6 +1,10 @@
 """A small log-mel CNN classifier: the baseline that checks an audio pipeline learns."""
 
 import keras
+import numpy as np
+import pandas as pd
+
+from ..data.media_datasets import audio_dataset, folder_items
 
 
 def build_audio_cnn(n_classes, n_mels=64, widths=(16, 32, 64), dropout=0.3, mean=0.0, std=1.0):
@@ -28,10 +32,7 @@ def train_env_sounds(root, epochs=30, seed=0, batch_size=16, train_seconds=3.0, 
     Returns (test accuracy, n_train, n_test). Everything goes through
     `audio_dataset` (decode, random 3 s crops, VGGish log-mel, SpecAugment).
     """
-    import numpy as np
-    import pandas as pd
 
-    from ..data.media_datasets import audio_dataset, folder_items
 
     keras.utils.set_random_seed(seed)
     items, classes = folder_items(root, "labels.csv", "filename", "label")

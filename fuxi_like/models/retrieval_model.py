@@ -43,6 +43,15 @@ from keras import ops
 
 from ..data.tf_dataset import split_files
 from ..errors import ConfigError
+from ..retrieval.evaluation import (
+    check_retrieval_metrics,
+    exclude_seen,
+    max_cutoff,
+    metrics_from_ranks,
+    sampled_ranks,
+    target_ranks,
+)
+from ..retrieval.index import ScaNNIndex, make_index
 from .base_model import BaseModel
 
 log = logging.getLogger("fuxi_like")
@@ -255,7 +264,6 @@ class RetrievalModel(BaseModel):
 
     def build_index(self, **overrides):
         """An index over the whole catalogue (eval_index settings, overridable)."""
-        from ..retrieval.index import ScaNNIndex, make_index
 
         params = dict(self.eval_index, **overrides)
         backend = params.pop("backend", "exact")
@@ -273,13 +281,10 @@ class RetrievalModel(BaseModel):
         ids, scores = index.search(queries, k=depth)
         if histories is None:
             return ids[:, :k], scores[:, :k]
-        from ..retrieval.evaluation import exclude_seen
 
         return exclude_seen(ids, histories, k, scores=scores)
 
     def evaluate_split(self, dataset, metrics, group_id=None, verbose=0, index=None):
-        from ..retrieval.evaluation import check_retrieval_metrics, max_cutoff, metrics_from_ranks, sampled_ranks, target_ranks
-
         check_retrieval_metrics(metrics, where=type(self).__name__)
         data = self.embed_queries(dataset, verbose=verbose)
         q, target = data["query"], data["target"].reshape(-1)

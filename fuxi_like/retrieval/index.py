@@ -18,7 +18,9 @@ the index size (vectors, ids and ScaNN's serialized structures).
 
 import json
 import os
+import re
 import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -156,7 +158,7 @@ class ScaNNIndex(_Index):
         return p
 
     def build(self, embeddings, ids=None, k=100):
-        import scann
+        import scann  # noqa: F401 - lazy: scann is optional (Linux x86_64 wheels only)
 
         x = self._prep(embeddings)
         self.dim = x.shape[1]
@@ -190,8 +192,6 @@ class ScaNNIndex(_Index):
         return self.ids[pos], np.asarray(scores, dtype=np.float32)
 
     def memory_bytes(self):
-        import tempfile
-
         with tempfile.TemporaryDirectory() as t:
             self.searcher.serialize(t)
             return int(sum(f.stat().st_size for f in Path(t).rglob("*") if f.is_file()) + self.ids.nbytes)
@@ -207,13 +207,12 @@ class ScaNNIndex(_Index):
 
     @classmethod
     def _load(cls, d, meta):
-        import scann
+        import scann  # noqa: F401 - lazy: scann is optional (Linux x86_64 wheels only)
 
         idx = cls(meta["metric"])
         assets = d / "scann" / "scann_assets.pbtxt"
         if assets.is_file():  # the folder may have been moved since it was saved
             text = assets.read_text()
-            import re
 
             for old in set(re.findall(r'asset_path: "([^"]+)/[^/"]+"', text)):
                 text = text.replace(old, str(d.resolve() / "scann"))
@@ -228,7 +227,7 @@ class ScaNNIndex(_Index):
 
 def scann_available():
     try:
-        import scann  # noqa: F401
+        import scann  # noqa: F401 - lazy: scann is optional (Linux x86_64 wheels only)
     except ImportError:
         return False
     return True

@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..data.tf_dataset import load_split
 from ..errors import ConfigError
 from ..io_utils import atomic_path
+from .serving import Retriever
 
 
 def _decoder(data_dir, feature):
@@ -38,12 +40,10 @@ def _decoder(data_dir, feature):
 
 def recall_pools(model, data_dir, split="test", top_n=100, index=None, batch_size=4096):
     """dict with the split's columns (ids) and `recall_ids` [Q, top_n], `recall_scores`."""
-    from ..data.tf_dataset import load_split
 
     fmap = model.feature_map
     cols = load_split(fmap, split, data_dir=data_dir)
     inputs = {n: cols[n] for n in fmap.features}
-    from .serving import Retriever
 
     index = index or model.build_index()
     ids, scores = Retriever(model, index).search(inputs, k=top_n)

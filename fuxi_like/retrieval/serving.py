@@ -13,6 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from ..errors import ConfigError
@@ -62,7 +63,6 @@ def save_retriever(model, index, directory):
 def load_retriever(directory, model_modules=()):
     """Load a saved retriever. The model's class must be importable (registered): pass its
     zoo module(s) or model folder's `src` module in `model_modules`, or import it first."""
-    import keras
 
     d = Path(directory)
     if not (d / "retriever.json").is_file():

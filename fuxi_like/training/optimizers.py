@@ -25,6 +25,7 @@ each duplicate separately for the second moment, which is not quite Adam).
 """
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from ..errors import ConfigError
@@ -32,7 +33,6 @@ from ..errors import ConfigError
 
 def _slices_matrix(g, cols, num_cols):
     """The [rows, num_cols] 0/1 sparse matrix with a one at (i, cols[i]) for each slice row i."""
-    import tensorflow as tf
 
     n = tf.shape(g.indices, out_type=tf.int64)[0]
     at = tf.stack([tf.range(n), tf.cast(cols, tf.int64)], axis=1)
@@ -43,7 +43,6 @@ def _sum_rows(g, cols, num_cols):
     """values[i] summed into row cols[i] of a [num_cols, ...] tensor. A sparse-dense matmul
     (S^T @ values): TF's CPU UnsortedSegmentSum, which IndexedSlices -> dense uses, costs ~60 ns
     per row and is ~2.8x slower on a batch's 260k embedding rows (`micro_ab.py densify`)."""
-    import tensorflow as tf
 
     vals = g.values
     if vals.dtype not in (tf.float32, tf.float64):
@@ -55,7 +54,6 @@ def _sum_rows(g, cols, num_cols):
 
 def _densify(g):
     """Row slices -> the dense gradient, duplicate rows summed."""
-    import tensorflow as tf
 
     if g.dense_shape is None:
         return tf.convert_to_tensor(g)
@@ -64,7 +62,6 @@ def _densify(g):
 
 def _dedupe(g):
     """IndexedSlices with each row once (duplicates summed); a no-op if already deduplicated."""
-    import tensorflow as tf
 
     if getattr(g, "_fuxi_unique", False):
         return g
@@ -77,7 +74,6 @@ def _dedupe(g):
 def _global_norm(tensors):
     """sqrt(sum of squares) over tensors, each tensor's sum from one fused kernel (`tf.nn.l2_loss`:
     1.4 ms on a 4.8M-float table gradient against 9.1 ms for square then sum, `micro_ab.py clip-norm`)."""
-    import tensorflow as tf
 
     return tf.sqrt(tf.add_n([2.0 * tf.nn.l2_loss(tf.cast(t, tf.float32)) for t in tensors]))
 
@@ -85,7 +81,6 @@ def _global_norm(tensors):
 def _clip_scaled(grads, norm, clip):
     """Keras's global-norm scaling (NaN/inf norms give NaN gradients), skipped when the norm is
     within the clip (no pass over the tables then). Row slices are scaled as slices."""
-    import tensorflow as tf
 
     scale = clip * tf.minimum(1.0 / norm, 1.0 / clip) + (norm - norm)
 
@@ -113,7 +108,6 @@ class Adam(keras.optimizers.Adam):
         """Whether dense gradients go through the fused kernel (TF backend, no amsgrad, no strategy)."""
         if keras.backend.backend() != "tensorflow" or self.amsgrad:
             return False
-        import tensorflow as tf
 
         return not tf.distribute.has_strategy()
 
@@ -122,8 +116,6 @@ class Adam(keras.optimizers.Adam):
         return self._fusable()
 
     def _fused(self, gradient):
-        import tensorflow as tf
-
         return self._fusable() and not isinstance(gradient, tf.IndexedSlices)
 
     def _clip_gradients(self, grads):
@@ -135,7 +127,6 @@ class Adam(keras.optimizers.Adam):
         if keras.backend.backend() != "tensorflow" or not (self.global_clipnorm and self.global_clipnorm > 0) \
                 or self.clipnorm or self.clipvalue:
             return super()._clip_gradients(grads)
-        import tensorflow as tf
 
         if self._dense_rows() or not any(isinstance(g, tf.IndexedSlices) for g in grads):
             # row slices densified once here (the fused kernel takes them dense), then Keras's formula
@@ -152,7 +143,6 @@ class Adam(keras.optimizers.Adam):
     def update_step(self, gradient, variable, learning_rate):
         if keras.backend.backend() != "tensorflow":
             return super().update_step(gradient, variable, learning_rate)
-        import tensorflow as tf
 
         if isinstance(gradient, tf.IndexedSlices):
             # row slices (an embedding lookup's gradient): Adam on the summed dense gradient, densified
@@ -186,7 +176,6 @@ class LazyAdam(Adam):
     def update_step(self, gradient, variable, learning_rate):
         if keras.backend.backend() != "tensorflow":
             return super().update_step(gradient, variable, learning_rate)
-        import tensorflow as tf
 
         if not isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
