@@ -35,8 +35,11 @@ def main(argv=None):
     ap.add_argument("--out", default=str(ROOT / "benchmark" / "results" / "rar.md"))
     a = ap.parse_args(argv)
 
-    from fuxi_like.datasets.rar_seq import synthetic_impressions
-    from fuxi_like.retrieval.cross_stage import build_cross_stage, codes
+    from fuxi_like.experiment import load_model_module
+
+    rar_seq = load_model_module(ROOT / "model_zoo" / "RAR").rar_seq  # RAR's recipe and cross-stage builder
+    synthetic_impressions, build_cross_stage, codes = (rar_seq.synthetic_impressions, rar_seq.build_cross_stage,
+                                                       rar_seq.codes)
 
     t0 = time.perf_counter()
     imp = synthetic_impressions(n_users=a.users, n_items=a.items, n_groups=100, impressions_per_user=40, seed=0)

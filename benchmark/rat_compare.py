@@ -78,10 +78,7 @@ def tail_auc(rows, tail_fields, tail_max, tail_quantile=None):
         load_model_module(ROOT / "model_zoo" / model_name)
         model = keras.saving.load_model(r["model_path"], compile=False)
         fmap = model.feature_map
-        aug = None
-        if hasattr(type(model), "input_augment"):
-            aug = type(model).input_augment(fmap, {k: v for k, v in r["params_d"].items()})
-        y, p, _ = model.predict_split(InputPipeline(fmap, 4096, augment=aug).dataset("test"))
+        y, p, _ = model.predict_split(InputPipeline(fmap, 4096, augment=model.extra_inputs()).dataset("test"))
         train, test = load_split(fmap, "train"), load_split(fmap, "test")
         res = {"all": auc(y, p)}
         for f in tail_fields:
@@ -99,7 +96,9 @@ def neighbour_rule_auc(fmap, fields, key_fields, k=5, num_folds=10):
     """AUC per split of a hand rule on the retrieved rows: minus the label sum of the neighbours that
     share the row's values of `key_fields` (a diagnostic of the signal retrieval gives)."""
     from fuxi_like.data.tf_dataset import load_split
-    from fuxi_like.features.sample_retrieval import cached_neighbors
+    from fuxi_like.experiment import load_model_module
+
+    cached_neighbors = load_model_module(ROOT / "model_zoo" / "RAT").sample_retrieval.cached_neighbors
     from fuxi_like.metrics import auc
 
     nb = cached_neighbors(fmap, fields, k=k, num_folds=num_folds)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Time and memory of RAT's sample retrieval (fuxi_like.features.sample_retrieval).
+"""Time and memory of RAT's sample retrieval (model_zoo/RAT/src/sample_retrieval.py).
 
     python benchmark/rat_retrieval.py                 # 100k and 1M training rows
     python benchmark/rat_retrieval.py --rows 100000
@@ -62,7 +62,9 @@ def make(n, seed=0):
 
 
 def one(n, fields):
-    from fuxi_like.features.sample_retrieval import SampleRetriever
+    from fuxi_like.experiment import load_model_module
+
+    SampleRetriever = load_model_module(ROOT / "model_zoo" / "RAT").sample_retrieval.SampleRetriever
 
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     pool = make(n)
@@ -101,7 +103,7 @@ def main():
     lines = ["# RAT sample retrieval: time and memory", "",
              "Command: `python benchmark/rat_retrieval.py` (2-core CPU; K=5; training rows query the other 9 "
              "folds, valid+test rows = 20% more queries against the whole training set; exact top-K, see "
-             "`fuxi_like/features/sample_retrieval.py`).", "",
+             "`model_zoo/RAT/src/sample_retrieval.py`).", "",
              "| training rows | fields | queries | total s | of which train K-fold s | candidate pairs | "
              "dense-scored queries | peak RSS MB | empty-slot share |",
              "|---|---|---|---|---|---|---|---|---|"]

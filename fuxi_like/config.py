@@ -2,12 +2,19 @@
 
 Layout of a config directory (FuxiCTR-compatible)::
 
-    config/dataset_config.yaml   # top-level keys are dataset ids
+    config/dataset_config.yaml   # optional: the folder's private dataset ids
     config/model_config.yaml     # a `Base` section merged under every expid
 
-Relative paths in both files (data files, `data_root`, `model_root`) are
+Dataset ids come from the dataset registry, `datasets/<id>.yaml` at the repository
+root (one id a file), found by walking up from the config dir, or from the
+directories in `$FUXI_LIKE_DATASETS` (os.pathsep-separated) when that is set; a
+folder's own `dataset_config.yaml` may add private ids. An id defined twice is an
+error naming both files.
+
+Relative paths in a model folder's files (data files, `data_root`, `model_root`) are
 resolved against the folder that holds `config/` (the model folder, where
-`run_expid.py` lives), as in FuxiCTR, whatever the current directory is. `$VAR` / `${VAR}` in
+`run_expid.py` lives), as in FuxiCTR, whatever the current directory is; in a registry
+file against the folder that holds `datasets/` (the repository root). `$VAR` / `${VAR}` in
 paths are expanded from the environment.
 
 Validation is strict: an unknown key is an error that lists the allowed keys and
@@ -61,6 +68,7 @@ FEATURE_KEYS = {
     "splitter": ((str,), "^"),
     "max_len": ((int, type(None)), None),
     "padding": ((str,), "pre"),
+    "truncate": ((str,), "pre"),
     "pad_token": ((str, type(None)), None),
     "pooling": ((str,), "mean"),
     "normalizer": ((str, type(None)), None),
@@ -72,49 +80,11 @@ FEATURE_CHOICES = {
     "dtype": ("str", "int", "float", "list"),
     "pretrain_usage": ("init", "sum", "concat"),
     "padding": ("pre", "post"),
+    "truncate": ("pre", "post"),
     "pooling": ("mean", "sum"),
     "normalizer": (None, "standard", "minmax", "StandardScaler", "MinMaxScaler"),
 }
 LABEL_KEYS = {"name": ((str,), None), "dtype": ((str,), "float")}
-
-# Keys every expid may use (consumed by the runner / BaseModel). Model-specific
-# hyperparameters are validated against the model class signature.
-RUNNER_KEYS = {
-    "model": ((str,), None),
-    "dataset_id": ((str,), None),
-    "model_root": ((str,), "./checkpoints/"),
-    "task": ((str,), "binary_classification"),
-    "loss": ((str,), "binary_crossentropy"),
-    "metrics": ((list,), ["logloss", "AUC"]),
-    "optimizer": ((str,), "adam"),
-    "learning_rate": (NUM, 1e-3),
-    "batch_size": ((int,), 1024),
-    "epochs": ((int,), 10),
-    "shuffle": ((bool,), True),
-    "seed": ((int,), 2024),
-    "monitor": ((str, dict), "AUC"),
-    "monitor_mode": ((str,), "max"),
-    "early_stop_patience": ((int,), 2),
-    "save_best_only": ((bool,), True),
-    "reduce_lr_on_plateau": ((bool,), True),
-    "lr_decay_factor": (NUM, 0.1),
-    "min_lr": (NUM, 1e-6),
-    "max_gradient_norm": (NUM + (type(None),), 10.0),
-    "embedding_regularizer": (NUM + (str, type(None)), None),
-    "net_regularizer": (NUM + (str, type(None)), None),
-    "embedding_dim": ((int,), 16),
-    "group_id": ((str, type(None)), None),
-    "streaming": ((bool,), False),
-    "verbose": ((int,), 1),
-    "resume": ((bool,), True),
-    "deterministic": ((bool,), False),
-    "distribute": ((str, type(None)), None),
-    "distribute_devices": ((list, type(None)), None),
-    "logical_cpus": ((int, type(None)), None),
-    "feature_specs": ((list, type(None)), None),
-    "use_features": ((list, type(None)), None),
-}
-
 
 def _type_name(types):
     return " or ".join(sorted({"null" if t is type(None) else t.__name__ for t in types}))
@@ -225,16 +195,107 @@ def expand_labels(label_col, where):
     return out
 
 
-def load_dataset_config(config_dir, dataset_id):
-    """Return the validated, path-resolved config of one dataset id."""
-    path = Path(config_dir) / "dataset_config.yaml"
+REGISTRY_ENV = "FUXI_LIKE_DATASETS"
+REGISTRY_DIRNAME = "datasets"
+PRIVATE_FILE = "dataset_config.yaml"
+
+
+def registry_dirs(config_dir):
+    """The dataset registry directories for a config dir, and how they were found.
+
+    `$FUXI_LIKE_DATASETS` (one or more directories, os.pathsep-separated) when set;
+    otherwise the nearest `datasets/` directory holding `*.yaml` files, walking up
+    from `config_dir` (the repository's, for a folder inside the repository).
+    Returns (list of Paths, description)."""
+    env = os.environ.get(REGISTRY_ENV, "").strip()
+    if env:
+        dirs = []
+        for part in env.split(os.pathsep):
+            if not part.strip():
+                continue
+            d = Path(os.path.expandvars(os.path.expanduser(part.strip()))).resolve()
+            if not d.is_dir():
+                raise ConfigError(f"{REGISTRY_ENV}={env}: {d} is not a directory (a dataset registry "
+                                  f"holds one <dataset_id>.yaml a dataset)")
+            dirs.append(d)
+        return dirs, f"{REGISTRY_ENV}={env}"
+    start = Path(config_dir).resolve()
+    for d in (start, *start.parents):
+        cand = d / REGISTRY_DIRNAME
+        if cand.is_dir() and any(cand.glob("*.yaml")):
+            return [cand], f"found above {start}"
+    return [], f"no {REGISTRY_DIRNAME}/ folder with *.yaml files above {start} and {REGISTRY_ENV} not set"
+
+
+def read_registry_file(path):
+    """The one dataset entry of a registry file `<id>.yaml`: (id, raw mapping)."""
+    path = Path(path)
     data = read_yaml(path)
-    if dataset_id not in data:
-        raise ConfigError(
-            f"{path}: dataset_id '{dataset_id}' not found{closest(dataset_id, data)}. "
-            f"Defined ids: {', '.join(map(str, data)) or '(none)'}"
-        )
-    raw = data[dataset_id]
+    if list(data) != [path.stem]:
+        raise ConfigError(f"{path}: a registry file holds exactly one dataset id, named as the file "
+                          f"('{path.stem}:'); found {', '.join(map(str, data)) or 'none'}")
+    return path.stem, data[path.stem]
+
+
+def registry_ids(dirs):
+    """id -> list of registry files defining it (more than one: an error at lookup)."""
+    out = {}
+    for d in dirs:
+        for f in sorted(Path(d).glob("*.yaml")):
+            out.setdefault(f.stem, []).append(f)
+    return out
+
+
+def find_dataset_entry(config_dir, dataset_id):
+    """Where `dataset_id` is defined, as seen from `config_dir`.
+
+    Returns a dict: `raw` (the YAML mapping, paths unresolved), `file` (the file it came from),
+    `base_dir` (what its relative paths are relative to), `registry` (True for a registry id),
+    `registry_dirs` (the registry searched). An id in both the folder's `dataset_config.yaml`
+    and the registry, or in two registry files, is a ConfigError naming both files."""
+    config_dir = Path(config_dir)
+    private_path = config_dir / PRIVATE_FILE
+    private = read_yaml(private_path) if private_path.is_file() else {}
+    dirs, how = registry_dirs(config_dir)
+    reg = registry_ids(dirs)
+    files = reg.get(str(dataset_id), [])
+    if len(files) > 1:
+        raise ConfigError(f"dataset_id '{dataset_id}' is defined in two registry files: {files[0]} and "
+                          f"{files[1]} ({how}); keep one")
+    if dataset_id in private and files:
+        raise ConfigError(f"dataset_id '{dataset_id}' is defined twice: in {private_path} and in the registry "
+                          f"file {files[0]}. Delete the private copy to use the registry's, or rename it "
+                          f"(a private dataset needs its own id)")
+    if dataset_id in private:
+        return {"raw": private[dataset_id], "file": private_path, "base_dir": config_dir.parent,
+                "registry": False, "registry_dirs": dirs}
+    if files:
+        _, raw = read_registry_file(files[0])
+        return {"raw": raw, "file": files[0], "base_dir": files[0].parent.parent, "registry": True,
+                "registry_dirs": dirs}
+    known = list(private) + [i for i in reg if i not in private]
+    priv = (f"private ids in {private_path}: {', '.join(map(str, private)) or '(none)'}"
+            if private_path.is_file() else f"no private {private_path}")
+    if dirs:
+        where_reg = (f"registry {', '.join(map(str, dirs))} ({how}): "
+                     f"{', '.join(sorted(reg)) or '(none)'}")
+        hint = ""
+    else:
+        where_reg = f"no dataset registry ({how})"
+        hint = (f". A model folder outside the repository finds the registry through {REGISTRY_ENV}: "
+                f"export {REGISTRY_ENV}=/path/to/the/repository/{REGISTRY_DIRNAME}, or define the dataset "
+                f"in {private_path}")
+    raise ConfigError(f"{private_path}: dataset_id '{dataset_id}' not found{closest(dataset_id, known)}. "
+                      f"Defined ids: {priv}; {where_reg}{hint}")
+
+
+def load_dataset_config(config_dir, dataset_id):
+    """Return the validated, path-resolved config of one dataset id.
+
+    Looked up in the folder's `config/dataset_config.yaml` (private ids), then in the
+    dataset registry (`registry_dirs`); `config_file` names the file it came from."""
+    entry = find_dataset_entry(config_dir, dataset_id)
+    raw, path, base = entry["raw"], entry["file"], entry["base_dir"]
     where = f"{path}: {dataset_id}"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be a mapping")
@@ -247,7 +308,6 @@ def load_dataset_config(config_dir, dataset_id):
             raise ConfigError(f"{where}: missing required key '{k}'")
     cfg = {k: copy.deepcopy(v) for k, (_, v) in DATASET_KEYS.items()}
     cfg.update(copy.deepcopy(raw))
-    base = path.parent.parent
     for k in ("data_root", "train_data", "valid_data", "test_data"):
         cfg[k] = resolve_path(cfg[k], base)
     cfg["feature_cols"] = expand_feature_cols(cfg["feature_cols"], where)
@@ -271,99 +331,3 @@ def load_dataset_config(config_dir, dataset_id):
     cfg["dataset_id"] = dataset_id
     cfg["config_file"] = str(path)
     return cfg
-
-
-# ---------------------------------------------------------------------------------
-# Model config
-# ---------------------------------------------------------------------------------
-def load_model_config(config_dir, expid):
-    """Return the raw params of `expid` with the `Base` section merged under it."""
-    path = Path(config_dir) / "model_config.yaml"
-    data = read_yaml(path)
-    if expid not in data or expid == "Base":
-        ids = [k for k in data if k != "Base"]
-        raise ConfigError(
-            f"{path}: expid '{expid}' not found{closest(expid, ids)}. "
-            f"Defined expids: {', '.join(map(str, ids)) or '(none)'}"
-        )
-    base = data.get("Base") or {}
-    if not isinstance(base, dict) or not isinstance(data[expid], dict):
-        raise ConfigError(f"{path}: 'Base' and '{expid}' must be mappings")
-    params = dict(base)
-    params.update(data[expid])
-    for k in ("model", "dataset_id"):
-        if not params.get(k):
-            raise ConfigError(f"{path}: {expid}: missing required key '{k}'")
-    params["expid"] = expid
-    params["config_file"] = str(path)
-    return params
-
-
-def validate_model_params(params, model_cls):
-    """Check every key against RUNNER_KEYS + the model's constructor signature.
-
-    Returns the params completed with runner defaults.
-    """
-    import inspect
-
-    where = f"{params.get('config_file', 'model_config.yaml')}: {params.get('expid')}"
-    model_keys = {}
-    for klass in model_cls.__mro__:
-        if klass.__module__.startswith("keras"):
-            break
-        if "__init__" not in vars(klass):
-            continue
-        for name, p in inspect.signature(klass.__init__).parameters.items():
-            if name in ("self", "feature_map", "kwargs", "args") or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
-                continue
-            model_keys.setdefault(name, p.default)
-    allowed = set(RUNNER_KEYS) | set(model_keys) | {"expid", "config_file"}
-    out = {}
-    for k, v in params.items():
-        if k not in allowed:
-            raise unknown_key_error(where, k, allowed - {"expid", "config_file"})
-        if k in RUNNER_KEYS:
-            check_type(where, k, v, RUNNER_KEYS[k][0])
-        elif k in model_keys:
-            default = model_keys[k]
-            if default is not None and default is not inspect.Parameter.empty and v is not None:
-                types = (int, float) if isinstance(default, (int, float)) and not isinstance(default, bool) else (type(default),)
-                if isinstance(default, (list, tuple)):
-                    types = (list, tuple)
-                if isinstance(default, str):
-                    types = (str, list)
-                check_type(where, k, v, types)
-        out[k] = v
-    for k, (_, default) in RUNNER_KEYS.items():
-        out.setdefault(k, copy.deepcopy(default))
-    if out["monitor_mode"] not in ("max", "min"):
-        raise ConfigError(f"{where}: key 'monitor_mode' must be 'max' or 'min', got {out['monitor_mode']!r}")
-    _check_metrics(where, out, retrieval=getattr(model_cls, "retrieval", False))
-    from .training.optimizers import OPTIMIZERS
-
-    if str(out["optimizer"]).lower() not in OPTIMIZERS:
-        raise ConfigError(f"{where}: key 'optimizer': unknown optimizer {out['optimizer']!r}"
-                          f"{closest(str(out['optimizer']).lower(), list(OPTIMIZERS))}; known: {', '.join(OPTIMIZERS)}")
-    return out
-
-
-def _check_metrics(where, params, retrieval=False):
-    """Fail before training, not after the first epoch, on bad metric/monitor settings."""
-    from .metrics import metric_label, monitor_metrics, needs_groups
-
-    try:
-        labels = [metric_label(m) for m in params["metrics"]]
-        monitored = [metric_label(m) for m in monitor_metrics(params["monitor"])]
-    except ConfigError as e:
-        raise ConfigError(f"{where}: {e}") from None
-    for m in monitored:
-        if m not in labels:
-            raise ConfigError(f"{where}: monitor metric '{m}' is not in metrics {params['metrics']}; add it there")
-    if retrieval:  # ranked lists come from the index, not from groups of rows
-        from .retrieval.evaluation import check_retrieval_metrics
-
-        check_retrieval_metrics(params["metrics"], where=f"{where}: metrics")
-        return
-    if needs_groups(params["metrics"]) and not params.get("group_id"):
-        raise ConfigError(f"{where}: metrics {params['metrics']} include grouped metrics (gAUC, avgAUC, MRR, NDCG, "
-                          f"HR, Recall) that need 'group_id' set to a meta feature")

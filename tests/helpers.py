@@ -22,7 +22,7 @@ def make_model_folder(tmp_path, datasets, experiments, base=None, name="model"):
 
 
 def zoo_module(model):
-    from fuxi_like.runner import load_model_module
+    from fuxi_like.experiment import load_model_module
 
     return load_model_module(ROOT / "model_zoo" / model)
 

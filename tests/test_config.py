@@ -2,7 +2,8 @@
 
 import pytest
 
-from fuxi_like.config import load_dataset_config, load_model_config, validate_model_params
+from fuxi_like.config import load_dataset_config
+from fuxi_like.experiment import load_model_config, validate_model_params
 from fuxi_like.errors import ConfigError, DataError
 from helpers import make_model_folder, zoo_module
 

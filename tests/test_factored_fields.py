@@ -102,7 +102,7 @@ def test_zoo_models_equal_their_plain_formula(model):
     flatten/stack (the plain formula)."""
     from pathlib import Path
 
-    from fuxi_like.runner import load_model_module
+    from fuxi_like.experiment import load_model_module
 
     cls = getattr(load_model_module(Path(__file__).resolve().parents[1] / "model_zoo" / model), model)
     m = cls(fmap(), embedding_dim=4, **({"hidden_units": [8, 8]} if model == "DeepFM" else

@@ -6,7 +6,7 @@ from keras import ops
 
 import fuxi_like
 from fuxi_like.layers import FactorizationMachine
-from helpers import SHARED, make_model_folder, synthetic_dataset, zoo_module
+from helpers import ROOT, SHARED, make_model_folder, synthetic_dataset, zoo_module
 
 MODELS = ("LR", "DNN", "DeepFM", "DCNv2", "DIN")
 
@@ -66,9 +66,11 @@ def test_din_on_taobao_tiny_with_shared_and_pretrained_embeddings(tmp_path):
     folder = tmp_path / "zoo" / "DIN"
     shutil.copytree(zoo_module("DIN").__path__[0] + "/..", folder,
                     ignore=shutil.ignore_patterns("checkpoints", "results.csv", "__pycache__"))
-    # dataset paths are relative to the model folder: point them at the real shared data
-    text = (folder / "config" / "dataset_config.yaml").read_text()
-    (folder / "config" / "dataset_config.yaml").write_text(text.replace("../../../shared/data", str(SHARED)))
+    # a registry beside the copy (tmp/datasets, found walking up from the folder) whose taobao_tiny
+    # points at the real shared data; registry paths are relative to the folder holding datasets/
+    text = (ROOT / "datasets" / "taobao_tiny.yaml").read_text()
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets" / "taobao_tiny.yaml").write_text(text.replace("../shared/data", str(SHARED)))
     out = fuxi_like.run_expid(folder / "config", "DIN_taobao_tiny")
     model = out["model"]
     fmap = model.feature_map

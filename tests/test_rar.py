@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fuxi_like.datasets.rar_seq import synthetic_impressions
-from fuxi_like.retrieval.cross_stage import build_cross_stage, codes
-from helpers import ROOT, make_model_folder
+from helpers import ROOT, make_model_folder, zoo_module
+
+rar_seq = zoo_module("RAR").rar_seq  # RAR's recipe and cross-stage builder live in its folder
+synthetic_impressions = rar_seq.synthetic_impressions
+build_cross_stage, codes = rar_seq.build_cross_stage, rar_seq.codes
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -142,8 +144,6 @@ def test_rar_beats_its_base_when_labels_follow_similar_users(tmp_path):
 
 @pytest.mark.skipif(not (SHARED / "taobao_userbehavior").is_dir(), reason="../shared/data/taobao_userbehavior absent")
 def test_taobao_recipe_writes_time_split_requests(tmp_path):
-    from fuxi_like.datasets import rar_seq
-
     paths = [tmp_path / f"{s}.csv" for s in ("train", "valid", "test")]
     stats = rar_seq.make(*paths, source="taobao", source_path=SHARED / "taobao_userbehavior" / "UserBehavior_head.csv",
                          cutoff=0.5, pool_size=10, lookalike_size=3, lookalike_history=4, max_history=20,

@@ -5,8 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fuxi_like.features.sample_retrieval import SampleRetriever, brute_force
-from helpers import ROOT, make_model_folder, write_csv
+from helpers import ROOT, make_model_folder, write_csv, zoo_module
+
+_retrieval = zoo_module("RAT").sample_retrieval  # RAT's own code, in its folder
+SampleRetriever, brute_force, cached_neighbors = (_retrieval.SampleRetriever, _retrieval.brute_force,
+                                                  _retrieval.cached_neighbors)
 
 FIELDS = ["f0", "f1", "f2", "f3", "f4", "f5"]
 
@@ -83,8 +86,6 @@ def test_rat_copies_labels_from_near_duplicates_and_masking_is_local(tmp_path):
     assert rat > 0.8 and rat > dnn + 0.1, (rat, dnn)
 
     # the cached neighbours: no training row retrieved itself or its own fold
-    from fuxi_like.features.sample_retrieval import cached_neighbors
-
     model = out["rat"]["model"]
     nb = cached_neighbors(model.feature_map, FIELDS, k=5, num_folds=10)
     idx = nb["train"][0]
@@ -96,8 +97,7 @@ def test_rat_copies_labels_from_near_duplicates_and_masking_is_local(tmp_path):
     # masking empty slots changes the output only for rows that have empty slots
     from fuxi_like.data.tf_dataset import InputPipeline
 
-    pipe = InputPipeline(model.feature_map, 4096, augment=type(model).input_augment(
-        model.feature_map, {"topk": 5, "num_folds": 10}))
+    pipe = InputPipeline(model.feature_map, 4096, augment=model.extra_inputs())
     x, _ = next(iter(pipe.dataset("test")))
     x = {k: np.asarray(v) for k, v in x.items()}
     m = x["ret_mask"].copy()

@@ -234,7 +234,7 @@ def test_saved_retriever_returns_same_topk_in_fresh_process(tmp_path):
     code = f"""
 import json, sys, numpy as np
 sys.path.insert(0, {str(ROOT)!r})
-from fuxi_like.runner import load_model_module
+from fuxi_like.experiment import load_model_module
 load_model_module({str(ROOT / 'model_zoo' / 'GRU4Rec')!r})
 from fuxi_like.retrieval import load_retriever
 r = load_retriever({str(tmp_path / 'served')!r})

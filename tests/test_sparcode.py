@@ -141,7 +141,7 @@ def test_code_index_search_equals_dense_sum(tmp_path):
     """The index's score for (query, item) is the sum of its K codes' entries (a code repeated
     in a query counts twice, an unindexed code adds nothing), seen items and padding excluded;
     checked against a dense reference over several query chunks, with save/load round trip."""
-    from fuxi_like.retrieval.code_index import CodeIndex
+    CodeIndex = zoo_module("SparCode").code_index.CodeIndex
 
     rng = np.random.default_rng(1)
     n_codes, n_items = 40, 30

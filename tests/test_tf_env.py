@@ -27,12 +27,13 @@ def _run(code, **env):
 
 def test_entry_points_select_tfs_bfc_host_allocator_and_respect_the_environment():
     # the model folders' run_expid.py entry (a config error still configures first), then TF
-    code = ("import os\nfrom fuxi_like.runner import cli\nassert cli(['--config', '/nonexistent', '--expid', 'x']) == 2\n"
+    code = ("import os\nfrom fuxi_like.cli import run_expid_main\n"
+            "assert run_expid_main(['--config', '/nonexistent', '--expid', 'x']) == 2\n"
             "print(os.environ['TF_CPU_ALLOCATOR_USE_BFC'], int(os.environ['TF_CPU_BFC_MEM_LIMIT_IN_MB']) > 0)\n" + PROBE)
     assert _run(code) == ["true", "True", "BFC"]
-    assert _run(code, TF_CPU_ALLOCATOR_USE_BFC="false")[::2] == ["false", "malloc"]  # the user's value wins
-    # plain TF without the entry point: malloc (the setting is what changes the allocator)
-    assert _run(PROBE) == ["malloc"]
+    # the user's value wins: the entry point leaves it as it was. Which allocator TF then uses is TF's own
+    # default, which differs between machines (some builds already pool host memory), so it is not asserted.
+    assert _run(code, TF_CPU_ALLOCATOR_USE_BFC="false")[:2] == ["false", "True"]
 
 
 def test_configure_is_a_no_op_once_tensorflow_is_imported():

@@ -34,7 +34,12 @@ def test_copied_and_renamed_folder_runs(tmp_path):
     for f in ("src/MyFM.py", "src/__init__.py", "run_expid.py", "config/model_config.yaml", "README.md"):
         p = new / f
         p.write_text(re.sub("DeepFM", "MyFM", p.read_text()))
+    # the dataset registry of this layout: <root>/datasets/<id>.yaml, found walking up from the folder
+    # (a folder elsewhere sets FUXI_LIKE_DATASETS); its paths are relative to <root>
+    (tmp_path / "datasets").mkdir()
+    shutil.copy(ROOT / "datasets" / "synthetic_tiny.yaml", tmp_path / "datasets")
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("FUXI_LIKE_DATASETS", None)
     r = subprocess.run([sys.executable, "run_expid.py", "--expid", "MyFM_test"], cwd=new, env=env,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]

@@ -29,7 +29,8 @@ def main(spec):
     import keras
     import yaml
 
-    from fuxi_like.config import load_dataset_config, load_model_config, validate_model_params
+    from fuxi_like.config import load_dataset_config
+    from fuxi_like.experiment import load_model_config, validate_model_params
     from fuxi_like.data.build_dataset import build_dataset, load_feature_map
     from fuxi_like.data.tf_dataset import InputPipeline
     from fuxi_like.experiment import load_model_module

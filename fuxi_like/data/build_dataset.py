@@ -7,8 +7,8 @@ Processed layout, under `<data_root>/<dataset_id>/`::
     pretrained_<f>.npy     pretrained vectors aligned to ids (if any)
     train/part-00000.parquet ...  (valid/, test/ likewise)
 
-The fingerprint hashes the dataset spec and the (path, size, mtime) of every
-input file. Re-running with the same fingerprint reuses the cache; any change
+The fingerprint hashes the dataset spec (the recipe block included: name and
+parameters) and the (path, size, mtime) of every input file. Re-running with the same fingerprint reuses the cache; any change
 rebuilds it. A build is written to a temporary folder and renamed into place, so
 an interrupted build never leaves a half-written cache that looks valid.
 """
@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..datasets import ensure_recipe_data
 from ..features.feature_map import FeatureMap
 from ..features.processor import FeatureProcessor
 from ..io_utils import atomic_write_text, file_fingerprint, file_lock, replace_dir, stable_hash
@@ -35,8 +36,20 @@ SPEC_KEYS = ("data_format", "csv_sep", "min_categr_count", "feature_cols", "labe
 log = logging.getLogger("fuxi_like")
 
 
+# Feature keys added after FORMAT_VERSION 1: left out of the fingerprint at their default, so
+# caches built before they existed stay valid (a non-default value changes the fingerprint).
+LATER_FEATURE_DEFAULTS = {"truncate": "pre"}
+
+
+def _feature_spec(f):
+    return {k: v for k, v in f.items() if not (k in LATER_FEATURE_DEFAULTS and v == LATER_FEATURE_DEFAULTS[k])}
+
+
 def dataset_fingerprint(cfg):
     spec = {k: cfg[k] for k in SPEC_KEYS}
+    spec["feature_cols"] = [_feature_spec(f) for f in cfg["feature_cols"]]
+    if cfg.get("recipe"):  # recipe name + parameters: a changed parameter rebuilds
+        spec["recipe"] = cfg["recipe"]
     files = {s: file_fingerprint(cfg.get(f"{s}_data")) for s in SPLITS}
     return stable_hash({"v": FORMAT_VERSION, "spec": spec, "files": files})
 
@@ -78,11 +91,13 @@ def _cache_valid(data_dir, fingerprint):
     return all((data_dir / s).is_dir() for s, n in d.get("num_rows", {}).items())
 
 
-def build_dataset(cfg, rebuild=False):
-    """Return the processed dataset dir of `cfg`, building it if needed."""
-    from ..datasets import ensure_recipe_data
+def build_dataset(cfg, rebuild=False, recipes=None):
+    """Return the processed dataset dir of `cfg`, building it if needed.
 
-    ensure_recipe_data(cfg)
+    `recipes`: extra dataset recipes (name -> callable) a model folder exports (its
+    `src/__init__.py` `RECIPES`), merged over the core ones (a name clash is an error)."""
+
+    ensure_recipe_data(cfg, recipes=recipes)
     data_dir = Path(cfg["data_root"]) / cfg["dataset_id"]
     fingerprint = dataset_fingerprint(cfg)
     with file_lock(str(data_dir) + ".lock"):
@@ -104,6 +119,7 @@ def build_dataset(cfg, rebuild=False):
                 if not path:
                     continue
                 df = train_df if split == "train" else proc.read(path)
+                df.attrs["split"] = split
                 cols = proc.transform(df)
                 num_rows[split] = _write_split(cols, tmp / split, cfg["block_size"])
                 log.info("  %s: %d rows", split, num_rows[split])

@@ -5,8 +5,11 @@ Types:
   fewer than `min_categr_count` times map to OOV). Missing values map to OOV unless
   `fill_na` is given.
 - numeric: float, `fill_na` (default 0), optional `normalizer` (standard|minmax).
-- sequence: a `splitter`-joined string (CSV) or a list column (parquet), truncated
-  to the most recent `max_len` tokens and padded on the `padding` side with 0.
+- sequence: a `splitter`-joined string (CSV) or a list column (parquet), cut to
+  `max_len` tokens at the `truncate` end (`pre`, the default: the front is cut and the
+  last, most recent `max_len` tokens kept; `post`: the end is cut and the first
+  `max_len` kept, for best-first lists such as recall pools) and padded on the
+  `padding` side with 0. How many rows and tokens were cut is logged per feature and split.
   `pad_token` (optional) is a token that encodes to the padding id 0 wherever it
   appears and is never counted into the vocabulary: fixed-slot sequences (e.g. N
   look-alike users x H items each) keep their layout.
@@ -18,16 +21,22 @@ Any categorical/sequence feature may have `pretrained_emb` (a key/value file); i
 keys extend the vocab and the vectors are saved aligned to the ids.
 """
 
+import logging
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ..errors import ConfigError, DataError, closest
 from .feature_map import FeatureMap
 from .normalizer import apply_normalizer, fit_normalizer
 from .pretrained import load_pretrained
 from .vocab import Vocab
+
+log = logging.getLogger("fuxi_like")
 
 
 def _read_csv(path, sep, columns, str_cols):
@@ -60,7 +69,6 @@ def _read_one(path, fmt, sep, columns, str_cols):
             head = pd.read_csv(path, sep=sep, nrows=0)
             _check_columns(path, columns, list(head.columns))
             return _read_csv(path, sep, columns, str_cols)
-        import pyarrow.parquet as pq
 
         names = pq.read_schema(path).names
         _check_columns(path, columns, names)
@@ -79,7 +87,6 @@ def _check_columns(path, wanted, present):
 
 def read_table(path, fmt, sep, columns, str_cols=()):
     """Read the needed `columns` of a CSV/parquet file or a directory of shards."""
-    from pathlib import Path
 
     p = Path(path)
     if p.is_dir():
@@ -179,21 +186,36 @@ class FeatureProcessor:
         return flat, lengths
 
     @staticmethod
-    def _pad(ids, lengths, max_len, padding):
-        """Flat ids + lengths -> [n, max_len], keeping the last max_len tokens."""
+    def _pad(ids, lengths, max_len, padding, truncate="pre"):
+        """Flat ids + lengths -> [n, max_len]. A row longer than max_len is cut at the
+        `truncate` end: `pre` keeps its last max_len tokens, `post` its first max_len."""
         n = len(lengths)
         out = np.zeros((n, max_len), dtype=np.int32)
         ends = np.cumsum(lengths)
         starts = ends - lengths
         keep = np.minimum(lengths, max_len)
         row = np.repeat(np.arange(n), keep)
-        # position within the kept (most recent) window
+        # position within the kept window
         within = np.arange(int(keep.sum())) - np.repeat(np.cumsum(keep) - keep, keep)
-        src = np.repeat(ends - keep, keep) + within
+        first = starts if truncate == "post" else ends - keep
+        src = np.repeat(first, keep) + within
         col = within if padding == "post" else within + np.repeat(max_len - keep, keep)
         out[row, col] = ids[src]
-        del starts
         return out
+
+    @staticmethod
+    def _log_truncation(name, f, lengths, where):
+        """Log how many rows of a sequence feature were longer than max_len and how many tokens
+        were cut (the `truncate` end)."""
+        over = lengths > f["max_len"]
+        if not over.any():
+            return
+        cut = int((lengths[over] - f["max_len"]).sum())
+        end = "end (truncate: post, the first max_len kept)" if f["truncate"] == "post" \
+            else "front (truncate: pre, the last max_len kept)"
+        log.warning("Sequence feature '%s' in %s: %d of %d rows longer than max_len=%d (longest %d); "
+                    "%d tokens cut at the %s", name, where, int(over.sum()), len(lengths), f["max_len"],
+                    int(lengths.max()), cut, end)
 
     # -------------------------------------------------------------------- fit
     def fit(self, train_df):
@@ -271,7 +293,9 @@ class FeatureProcessor:
                 ids = vocab.encode(toks)
                 if f.get("pad_token") is not None:
                     ids = np.where(toks == f["pad_token"], 0, ids).astype(ids.dtype)
-                out[name] = self._pad(ids, lengths, f["max_len"], f["padding"])
+                split = df.attrs.get("split")
+                self._log_truncation(name, f, lengths, f"split '{split}' ({path})" if split else path)
+                out[name] = self._pad(ids, lengths, f["max_len"], f["padding"], f.get("truncate") or "pre")
             elif t == "meta":
                 if f["remap"]:
                     out[name] = self.vocabs[name].encode(self._tokens(col, f))
