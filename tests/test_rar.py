@@ -164,7 +164,8 @@ def test_other_bases_train_with_and_without_rar(tmp_path, base):
     data = rar_synthetic_data(tmp_path, 300, 200, 10, 20, history=5, pool=10, la_size=3, la_hist=4,
                               recall={"epochs": 2, "batch_size": 256})
     common = {"model": "RAR", "dataset_id": "syn", "base_model": base, "embedding_dim": 8, "dnn_hidden_units": [16],
-              "batch_size": 256, "epochs": 2, "lookalike_history": 4, "recall_top_k": 5, "lookalike_top_k": 2}
+              "batch_size": 256, "epochs": 4, "lookalike_history": 4, "recall_top_k": 5, "lookalike_top_k": 2,
+              "early_stop_patience": 4}
     exps = {"rar": dict(common, use_rar=True, selection="attention"), "base": dict(common, use_rar=False)}
     cfg = make_model_folder(tmp_path, {"syn": data}, exps, base={"model_root": "./ckpt/", "verbose": 0}, name="rar")
     out = {k: run_expid(cfg, k, model_dir=ROOT / "model_zoo" / "RAR") for k in exps}

@@ -142,3 +142,64 @@ def test_folder_test_expid_runs_through_its_own_run_expid(folder, tmp_path):
         assert bad not in out, f"{bad!r} in the output of {folder}'s run:\n{out[-3000:]}"
     rows = results.read_text().splitlines()
     assert len(rows) == 2 and f"{folder}_test" in rows[1]
+
+
+# --------------------------------------------------------------------------------- declared hooks
+HOOKED_MODEL = '''
+import keras
+import numpy as np
+from keras import ops
+
+from fuxi_like.layers import MLPBlock
+from fuxi_like.models import BaseModel, register_model
+
+CALLS = []
+
+
+@register_model
+class Hooked(BaseModel):
+    def __init__(self, feature_map, model_id="Hooked", offset=0.0, **kwargs):
+        super().__init__(feature_map, model_id=model_id, **kwargs)
+        self.offset = float(offset)
+        self.embedding = self.make_embedding(features=["c1", "c2"])
+        self.mlp = MLPBlock((8,), output_dim=1)
+        self.seen_extra = False
+
+    def extra_inputs(self):
+        CALLS.append("extra_inputs")
+        return lambda split, arrays: {"row_const": np.full(len(arrays["label"]), self.offset, np.float32)}
+
+    def adapt(self, pipeline):
+        CALLS.append("adapt")
+
+    def build_loss_layers(self, x):
+        CALLS.append("build_loss_layers")
+        assert "row_const" in x
+
+    def training_callbacks(self, pipeline):
+        CALLS.append("training_callbacks")
+        return [keras.callbacks.LambdaCallback(on_train_begin=lambda logs: CALLS.append("fit"))]
+
+    def call(self, inputs, training=None):
+        emb = self.embedding(inputs)
+        h = ops.concatenate([emb["c1"], emb["c2"]], axis=-1)
+        return ops.sigmoid(self.mlp(h, training=training) + ops.reshape(inputs["row_const"], (-1, 1)))
+'''
+
+
+def test_runner_calls_the_declared_hooks_in_order_and_load_trained_skips_adapt(tmp_path):
+    from fuxi_like.runner import load_trained, run_expid
+    from helpers import make_model_folder, synthetic_dataset
+
+    cfg = make_model_folder(tmp_path, {"syn": synthetic_dataset(tmp_path, n_rows=1500)},
+                            {"H": {"model": "Hooked", "dataset_id": "syn", "epochs": 1, "batch_size": 256,
+                                   "offset": 0.25}})
+    (cfg.parent / "src").mkdir()
+    (cfg.parent / "src" / "__init__.py").write_text(HOOKED_MODEL)
+    mod = load_model_module(cfg.parent)
+    run_expid(cfg, "H")
+    assert mod.CALLS == ["extra_inputs", "adapt", "training_callbacks", "build_loss_layers", "fit"]
+    mod.CALLS.clear()
+    loaded = load_trained(cfg, "H")
+    assert "adapt" not in mod.CALLS and mod.CALLS[0] == "extra_inputs"
+    assert loaded["finished"] is not None and loaded["params"]["offset"] == 0.25

@@ -29,13 +29,9 @@ def main(spec):
     import keras
     import yaml
 
-    from fuxi_like.config import load_dataset_config
-    from fuxi_like.experiment import load_model_config, validate_model_params
-    from fuxi_like.data.build_dataset import build_dataset, load_feature_map
-    from fuxi_like.data.tf_dataset import InputPipeline
-    from fuxi_like.experiment import load_model_module
+    from fuxi_like.data.build_dataset import build_dataset
+    from fuxi_like.experiment import build_experiment, prepare_experiment
     from fuxi_like.training import fit_model
-    from fuxi_like.utils import seed_everything
 
     hp = spec["hparams"]
     ds = dataset_config(spec, spec["work_dir"] + "/ours_data")
@@ -49,22 +45,17 @@ def main(spec):
     cfg.mkdir(parents=True)
     (cfg / "dataset_config.yaml").write_text(yaml.safe_dump({spec["dataset_id"]: ds}))
     (cfg / "model_config.yaml").write_text(yaml.safe_dump({"Base": {}, "E": exp}))
-    mod = load_model_module(ROOT / "model_zoo" / spec["model"])
-    cls = getattr(mod, spec["model"])
-    params = validate_model_params(load_model_config(cfg, "E"), cls)
-    seed_everything(spec["seed"])
+    # the zoo folder's model class, this config (the runner's one path: fuxi_like.experiment)
+    prepared = prepare_experiment(cfg, "E", model_dir=ROOT / "model_zoo" / spec["model"])
+    params = prepared.params
     t0 = time.perf_counter()
-    data_dir = build_dataset(load_dataset_config(cfg, spec["dataset_id"]), rebuild=True)
+    build_dataset(prepared.data_cfg, rebuild=True)
     prep_s = time.perf_counter() - t0
     if spec.get("prep_only"):
         print("RESULT " + json.dumps({"prep_s": prep_s}), flush=True)
         return
-    fmap = load_feature_map(data_dir)
-    from fuxi_like.experiment import model_kwargs
-
-    model = cls(fmap, **model_kwargs(params, cls))
-    model.compile_from_params(params)
-    pipe = InputPipeline(fmap, params["batch_size"], seed=params["seed"])
+    built = build_experiment(prepared)  # reuses the data just built
+    model, pipe = built.model, built.pipeline
     step_times = []
 
     class Timer(keras.callbacks.Callback):

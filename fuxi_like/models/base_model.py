@@ -19,9 +19,9 @@ needs; see config_templates/NEW_MODEL.md):
 1. `extra_inputs()`: per-row inputs beyond the feature map's fields (RAT's retrieved rows);
 2. `adapt(pipeline)`: statistics of the training data a fresh model needs (a retrieval model's item
    popularity); not called when weights are loaded, which carry them;
-3. `build_loss_layers(x)`: variables only the loss uses (a retrieval model's item tower), created
-   before the optimizer is built;
-4. `training_callbacks(pipeline)`: extra Keras callbacks (SparCode's quantizer initialisation).
+3. `training_callbacks(pipeline)`: extra Keras callbacks (SparCode's quantizer initialisation);
+4. `build_loss_layers(x)`: variables only the loss uses (a retrieval model's item tower), created
+   with the first batch, before the optimizer is built.
 """
 
 import inspect
@@ -120,9 +120,13 @@ class BaseModel(keras.Model):
         return []
 
     def build(self, input_shape=None):
-        """Sublayers build on the model's first call (inputs are a dict of feature arrays). Keras'
-        default `build` does the same but warns that the model has no `build()`; this says so."""
+        """Sublayers build on the model's first call (inputs are a dict of feature arrays), as with
+        Keras' default `build`, which would warn that the model has none. Marked as Keras' default
+        (`_is_default`) so that loading a `.keras` file still builds the model by running it on the
+        recorded input shapes (`Model.build_from_config`)."""
         self.built = True
+
+    build._is_default = True  # keras.src.utils.python_utils.is_default reads this attribute
 
     # ---------------------------------------------------------------- helpers
     def make_embedding(self, **kwargs):
@@ -141,6 +145,7 @@ class BaseModel(keras.Model):
         if loss not in LOSSES:
             raise ConfigError(f"unknown loss '{loss}'; known: {', '.join(LOSSES)}")
         opt = get_optimizer(params["optimizer"], params["learning_rate"], params["max_gradient_norm"])
+        self.__dict__["_fuxi_predict_fns"] = {}  # evaluation functions traced under an earlier compile
         self.compile(optimizer=opt, loss=LOSSES[loss]())
 
     # ------------------------------------------------------------- evaluation
@@ -156,14 +161,19 @@ class BaseModel(keras.Model):
 
     def predict_collecting(self, dataset, marker, verbose=0):
         """`predict` with `_collect_eval = marker`, so `predict_step` returns a dict of what
-        evaluation needs; the normal predict function is restored afterwards."""
+        evaluation needs; the normal predict function is restored afterwards. The traced function of
+        each marker is kept (per-epoch validation would otherwise trace a new one every epoch)."""
+        fns = self.__dict__.setdefault("_fuxi_predict_fns", {})  # plain dict, not tracked by Keras
+        saved = self.predict_function
         self._collect_eval = marker
-        self.predict_function = None
+        self.predict_function = fns.get(marker)
         try:
-            return self.predict(dataset, verbose=verbose)
+            out = self.predict(dataset, verbose=verbose)
+            fns[marker] = self.predict_function
+            return out
         finally:
             self._collect_eval = None
-            self.predict_function = None
+            self.predict_function = saved
 
     def predict_split(self, dataset, group_id=None, verbose=0):
         """(y_true, y_pred, group ids or None) over a whole dataset, in inference mode."""
