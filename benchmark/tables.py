@@ -30,6 +30,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from fuxi_like.results import parse_metrics  # results.csv metric cells; fuxi_like.results loads no TensorFlow
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmark" / "results"
 SPECS = ROOT / "benchmark" / "table_specs"
@@ -87,16 +89,6 @@ def replace_rows(path, rows, where, fieldnames=None):
     if path.is_file():
         path.unlink()
     append_rows(path, keep + list(rows), header or fieldnames)
-
-
-def parse_metrics(text):
-    """'logloss: 0.15 - AUC: 0.98' -> {'logloss': 0.15, 'AUC': 0.98} (fuxi_like's results.csv cells)."""
-    out = {}
-    for part in str(text).split(" - "):
-        if ":" in part:
-            k, v = part.split(":", 1)
-            out[k.strip()] = float(v)
-    return out
 
 
 # ------------------------------------------------------------------------------------------- formatting

@@ -48,6 +48,7 @@ def result(proc, timeout=600):
     return json.loads([l for l in out.splitlines() if l.startswith("RESULT ")][0][7:])
 
 
+@pytest.mark.slow
 def test_mirrored_two_logical_cpus_matches_one_device(folder):
     single = result(launch(folder, "single"))
     mirrored = result(launch(folder, "mirrored"))
@@ -65,6 +66,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_multi_worker_two_processes_on_loopback(folder):
     single = result(launch(folder, "single"))
     ports = [free_port(), free_port()]

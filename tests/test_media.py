@@ -39,6 +39,7 @@ def test_decode_speech_commands():
         assert sr == 16000 and x.shape[0] == 16000 and np.abs(x).max() <= 1.0, f
 
 
+@pytest.mark.slow
 @need("music_examples")
 def test_decode_every_ogg_and_resample():
     import soundfile as sf
@@ -308,6 +309,7 @@ def test_media_yaml_config_validation(tmp_path):
         load_media_config(cfg, "bad2")
 
 
+@pytest.mark.slow
 @need("env_sounds")
 def test_small_cnn_learns_env_sounds_through_the_pipeline():
     from fuxi_like.models.audio_cnn import train_env_sounds

@@ -34,6 +34,7 @@ def learn_folder(tmp_path_factory):
     return make_model_folder(tmp, {"syn": ds}, exps)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS)
 def test_model_learns_on_synthetic_signal(learn_folder, model):
     out = fuxi_like.run_expid(learn_folder, model, model_modules=[zoo_module(model)])
@@ -42,6 +43,7 @@ def test_model_learns_on_synthetic_signal(learn_folder, model):
     assert out["test"]["logloss"] < 0.62
 
 
+@pytest.mark.slow
 def test_din_beats_dnn_when_label_needs_target_attention(tmp_path):
     # label = whether the target's category is among the history's (40 categories, 8 per history)
     ds = synthetic_dataset(tmp_path, n_rows=20000, seed=5, seq_weight=3.0, interaction=0.0, first_order=0.3,

@@ -114,6 +114,7 @@ def test_simhash_similarity_and_selection():
     assert all(set(row) <= {0, 1, 2, 3} for row in top3)  # the least perturbed members are selected
 
 
+@pytest.mark.slow
 def test_rar_beats_its_base_when_labels_follow_similar_users(tmp_path):
     from fuxi_like.runner import run_expid
 
@@ -157,6 +158,7 @@ def test_taobao_recipe_writes_time_split_requests(tmp_path):
     assert set(parts[0]["label"]) == {"0", "1"} and parts[0]["item_cate"].notna().all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("base", ["DCNv2", "DNN"])
 def test_other_bases_train_with_and_without_rar(tmp_path, base):
     from fuxi_like.runner import run_expid

@@ -74,6 +74,7 @@ def _run(tmp_path, exps, data):
     return {k: run_expid(cfg, k, model_dir=ROOT / "model_zoo" / v["model"]) for k, v in exps.items()}
 
 
+@pytest.mark.slow
 def test_rat_copies_labels_from_near_duplicates_and_masking_is_local(tmp_path):
     data = neardup_dataset(tmp_path)
     small = {"embedding_dim": 8, "batch_size": 256, "epochs": 6, "learning_rate": 2e-3}
@@ -109,6 +110,7 @@ def test_rat_copies_labels_from_near_duplicates_and_masking_is_local(tmp_path):
     assert np.abs(masked[has_empty] - full[has_empty]).max() > 1e-4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["joint", "encoders", "parallel"])
 def test_rat_variants_train(tmp_path, variant):
     data = neardup_dataset(tmp_path, n_proto=300)

@@ -50,6 +50,7 @@ def test_scann_with_full_search_and_reordering_equals_exact():
     assert np.mean(got == want) > 0.999  # equal up to exact score ties
 
 
+@pytest.mark.slow
 @needs_scann
 def test_scann_defaults_recall_on_clustered_100k():
     x, q = clustered(100_000, d=64, n_queries=1000)

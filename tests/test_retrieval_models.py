@@ -186,6 +186,7 @@ def test_bad_retrieval_settings_are_config_errors(tmp_path):
 
 
 # --------------------------------------------------------------- learning
+@pytest.mark.slow
 def test_sasrec_learns_order_and_beats_mean_pooling(tmp_path):
     """Markov-chain data: the next item depends on the last one. SASRec (causal attention)
     must reach a high HR@10 and clearly beat YoutubeDNN's order-free mean pooling."""

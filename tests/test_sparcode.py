@@ -23,6 +23,7 @@ def trained(tmp_path_factory, request):
     return run_expid(cfg, "exp", model_dir=ROOT / "model_zoo" / "SparCode")
 
 
+@pytest.mark.slow
 def test_code_index_equals_brute_force_and_learns(trained):
     from fuxi_like.data.tf_dataset import InputPipeline
 

@@ -126,7 +126,10 @@ def test_compile_and_fit_use_the_runner_defaults(tmp_path):
 NOISE = ("cuInit", "does not have a `build()` method", "Traceback")
 
 
-@pytest.mark.parametrize("folder", FOLDERS)
+QUICK_CLI = ("DeepFM", "LR")  # the development tier (-m "not slow") runs these two; the full suite runs all
+
+
+@pytest.mark.parametrize("folder", [f if f in QUICK_CLI else pytest.param(f, marks=pytest.mark.slow) for f in FOLDERS])
 def test_folder_test_expid_runs_through_its_own_run_expid(folder, tmp_path):
     """`python run_expid.py` in the folder (its default expid, <Model>_test) trains, evaluates and appends a
     results row, on the CPU without a CUDA error line or a Keras build warning."""

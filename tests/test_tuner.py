@@ -89,6 +89,7 @@ def test_unknown_key_fails_before_running(zoo, tmp_path):
         expand_sweep(tuner(tmp_path, {}, tuner_spaces={}))
 
 
+@pytest.mark.slow
 def test_parallel_sweep_reports_failure_resumes_and_summarizes(zoo, tmp_path, capsys):
     f = tuner(tmp_path, {"hidden_activations": ["relu", "no_such_activation"], "net_dropout": [0.0, 0.1]})
     rc, status = run_sweep(f, gpus=[-1, -1], poll=0.2)
@@ -112,6 +113,7 @@ def test_parallel_sweep_reports_failure_resumes_and_summarizes(zoo, tmp_path, ca
     assert (f.parent / "t" / "plots" / "AUC_vs_net_dropout.png").is_file()
 
 
+@pytest.mark.slow
 def test_seeds_are_averaged_in_the_summary(zoo, tmp_path):
     f = tuner(tmp_path, {"net_dropout": [0.0, 0.2], "seed": [1, 2]})
     r = subprocess.run([sys.executable, "-m", "fuxi_like.cli", "sweep", str(f), "--gpu", "-1", "-1"],
