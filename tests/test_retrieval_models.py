@@ -178,6 +178,33 @@ def test_inbatch_softmax_masks_accidental_hits_and_corrects_logq(tmp_path):
     assert loss1 == pytest.approx(want1, rel=1e-4)
 
 
+@pytest.mark.parametrize("sampler", ["uniform", "popularity"])
+def test_sampled_softmax_corrects_by_the_sampler_that_drew_the_negatives(tmp_path, sampler):
+    """logQ is the log probability of the sampler used: the popularity for `popularity`, none for `uniform`
+    (a constant log(1/N) changes no softmax; subtracting the popularity there was a bug, issue 20)."""
+    import keras
+
+    out = _train(tmp_path, "DSSM", "syn", {"embedding_dim": 8, "query_fields": ["hist_items"], "softmax": "sampled",
+                                           "negative_sampler": sampler, "num_negatives": 6, "query_hidden_units": [8],
+                                           "item_hidden_units": [8], "epochs": 1, "batch_size": 512,
+                                           "temperature": 0.5})
+    m = out["model"]
+    neg_ids = np.array([3, 5, 7, 13, 21, 34], dtype="int32")
+    m._sample_negatives = lambda: keras.ops.convert_to_tensor(neg_ids)
+    x = {"user_id": np.array([1, 2, 3, 4]), "item_id": np.array([5, 7, 9, 11]),
+         "hist_items": np.tile(np.arange(1, 21), (4, 1)).astype("int32")}
+    q = np.asarray(m(x))
+    loss = float(m.compute_loss(x, None, keras.ops.convert_to_tensor(q)))
+    logp = np.asarray(m.item_log_prob)
+    assert np.ptp(logp[1:-1]) > 0.5  # popularity differs between items: the two samplers must differ
+    corr = (lambda ids: logp[ids]) if sampler == "popularity" else (lambda ids: np.zeros(len(ids)))
+    pos = np.sum(q * np.asarray(m.item_vectors(x["item_id"])), 1) / 0.5 - corr(x["item_id"])
+    neg = q @ np.asarray(m.item_vectors(neg_ids)).T / 0.5 - corr(neg_ids)[None, :]
+    neg[x["item_id"][:, None] == neg_ids[None, :]] = -np.inf  # accidental hits (rows 2 and 3)
+    want = np.mean(np.log(np.exp(pos) + np.exp(neg).sum(1)) - pos)
+    assert loss == pytest.approx(want, rel=1e-4)
+
+
 def test_bad_retrieval_settings_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="AUC"):
         _train(tmp_path, "SASRec", "syn", {"metrics": ["AUC"], "monitor": "AUC", "epochs": 1})

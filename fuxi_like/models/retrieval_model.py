@@ -16,8 +16,11 @@ Training (`compute_loss`) is a softmax over candidates, set by `softmax:`
   mask: keras-rs 0.4.0's RemoveAccidentalHits adds ~1e-40, a no-op, and reads per-row ids
   from row 0; keras-rs PR #206);
 - `sampled`: `num_negatives` items shared by the batch, drawn by `negative_sampler`
-  (`popularity`: by training frequency, or `uniform`), logQ-corrected, accidental hits
-  masked; the only choice besides `full` when `sequence_loss` trains every position;
+  (`popularity`: by training frequency, or `uniform`), accidental hits masked; with
+  `logq_correction` the logits are corrected by the log probability of the sampler that
+  drew them (`proposal_log_prob`): the popularity for `popularity`, nothing for `uniform`
+  (its log(1/N) is the same for every candidate, so subtracting it leaves the softmax as it
+  is); the only choice besides `full` when `sequence_loss` trains every position;
 - `full`: all items (exact softmax; fine for catalogues up to ~100k items).
 `num_hard_negatives` keeps only the hardest negatives of each row (keras-rs
 HardNegativeMining); `temperature` divides the logits; `similarity: cosine`
@@ -212,10 +215,7 @@ class RetrievalModel(BaseModel):
             row = ops.expand_dims(neg_ids, 0)
             mask = ops.logical_or(ops.equal(t_col, row),
                                   ops.logical_or(ops.equal(row, 0), ops.equal(row, self.num_items - 1)))
-        if self.softmax != "full" and self.logq_correction:  # logits - log Q(candidate) (Yi et al. 2019)
-            p_neg = ops.exp(ops.take(self.item_log_prob, neg_ids, axis=0))
-            neg = self.logq(neg, ops.expand_dims(p_neg, 0))
-            pos = self.logq(pos, ops.exp(ops.take(self.item_log_prob, target, axis=0)))
+        pos, neg = self.correct_logq(pos, neg, target, neg_ids)
         if mask is not None:
             neg = ops.where(mask, ops.cast(-1e9, neg.dtype), neg)
         if self.hard_miner is not None:  # keep the hardest negatives (+ the positive, column 0)
@@ -230,6 +230,25 @@ class RetrievalModel(BaseModel):
         if reg:
             loss = loss + ops.sum(ops.stack([ops.cast(r, loss.dtype) for r in reg]))
         return loss
+
+    def proposal_log_prob(self, ids):
+        """log Q(item) of the distribution the training negatives come from, or None where the
+        correction is a constant (uniform sampling, the full softmax) and so changes nothing.
+        In-batch: an item is a negative as often as it is a target, i.e. by its training popularity
+        (`adapt`); sampled: the sampler's own probability."""
+        if self.softmax == "full" or (self.softmax == "sampled" and self.negative_sampler == "uniform"):
+            return None
+        return ops.take(self.item_log_prob, ids, axis=0)
+
+    def correct_logq(self, pos, neg, target, neg_ids):
+        """Logits minus log Q of their candidate (Yi et al., RecSys'19; keras-rs SamplingProbabilityCorrection),
+        when `logq_correction` is on and the sampler's Q is not constant. pos [N], neg [N, M]."""
+        q_neg = self.proposal_log_prob(neg_ids) if self.logq_correction else None
+        if q_neg is None:
+            return pos, neg
+        neg = self.logq(neg, ops.expand_dims(ops.exp(q_neg), 0))
+        pos = self.logq(pos, ops.exp(self.proposal_log_prob(target)))
+        return pos, neg
 
     def _sample_negatives(self):
         if self.negative_sampler == "uniform":

@@ -112,9 +112,7 @@ class SparCode(RetrievalModel):
         pos = self.row_scores(tok, self.item_vectors(target, training=True), training)
         neg = self.pair_scores(tok, self.item_vectors(neg_ids, training=True), training)
         pos, neg = pos / self.temperature, neg / self.temperature
-        if self.logq_correction:
-            neg = self.logq(neg, ops.exp(ops.take(self.item_log_prob, neg_ids, axis=0))[None, :])
-            pos = self.logq(pos, ops.exp(ops.take(self.item_log_prob, target, axis=0)))
+        pos, neg = self.correct_logq(pos, neg, target, neg_ids)  # by the sampler used: none for uniform
         if self.remove_hits:
             neg = ops.where(ops.equal(target[:, None], neg_ids[None, :]), ops.cast(-1e9, neg.dtype), neg)
         ce = ops.logsumexp(ops.concatenate([pos[:, None], neg], 1), axis=1) - pos
