@@ -177,3 +177,24 @@ def test_other_bases_train_with_and_without_rar(tmp_path, base):
     # the RAR model has the cross-stage layers, the base does not
     n = {k: out[k]["model"].count_parameters(count_embedding=False) for k in exps}
     assert n["rar"] > n["base"]
+
+
+def test_random_selection_ablation_is_fixed_per_row_at_inference(tmp_path):
+    """`selection: random` draws afresh while training but evaluates the same rows the same way every time
+    (a per-row hash), so its metrics reproduce (issue 20.6: it used to draw a new selection each evaluation)."""
+    from fuxi_like.data.tf_dataset import InputPipeline
+    from fuxi_like.runner import run_expid
+
+    data = rar_synthetic_data(tmp_path, 300, 200, 10, 20, history=5, pool=10, la_size=3, la_hist=4,
+                              recall={"epochs": 1, "batch_size": 256})
+    exp = {"model": "RAR", "dataset_id": "syn", "base_model": "DNN", "selection": "random", "embedding_dim": 8,
+           "dnn_hidden_units": [16], "batch_size": 256, "epochs": 1, "lookalike_history": 4, "recall_top_k": 3,
+           "lookalike_top_k": 1, "co_interaction": False}
+    cfg = make_model_folder(tmp_path, {"syn": data}, {"r": exp}, base={"model_root": "./ckpt/", "verbose": 0},
+                            name="rar")
+    model = run_expid(cfg, "r", model_dir=ROOT / "model_zoo" / "RAR")["model"]
+    x, _ = next(iter(InputPipeline(model.feature_map, 512).dataset("test")))
+    a, b = np.asarray(model(x, training=False)), np.asarray(model(x, training=False))
+    np.testing.assert_array_equal(a, b)
+    ds = InputPipeline(model.feature_map, 512).dataset("test")
+    assert model.evaluate_split(ds, ["AUC", "logloss"]) == model.evaluate_split(ds, ["AUC", "logloss"])

@@ -147,8 +147,9 @@ class RAR(BaseModel):
             self.aux_user.build((None, 2 * d))  # used only by the training loss: built before the optimizer
 
     # --------------------------------------------------------------- cross-stage sets
-    def _select(self, target, members, mask, k):
-        """Top-k members by the selection rule -> (members [B, k, d], mask [B, k])."""
+    def _select(self, target, members, mask, k, member_keys=None, row_keys=None, training=None):
+        """Top-k members by the selection rule -> (members [B, k, d], mask [B, k]). member_keys [B, n] and
+        row_keys [B] (int ids) fix the `random` ablation's choice per row at inference."""
         n = members.shape[1]
         if self.selection == "none" or k >= n:
             return members, mask
@@ -156,8 +157,12 @@ class RAR(BaseModel):
             score = self.simhash(ops.stop_gradient(target), ops.stop_gradient(members))
         elif self.selection == "attention":
             score = ops.einsum("bd,bnd->bn", self.select_proj(target), members)
-        else:
+        elif training:  # random (ablation): a fresh draw every training step
             score = keras.random.uniform(ops.shape(mask), seed=self.seed_generator)
+        else:  # ... and at inference a fixed pseudo-random order per row (a hash of the row's target id and the
+            # member ids), so evaluating the same model twice gives the same metrics
+            h = ops.cast(member_keys, "int64") * 2654435761 + ops.cast(ops.reshape(row_keys, (-1, 1)), "int64") * 97531
+            score = ops.cast(ops.mod(h, 2147483647), "float32") / 2147483647.0
         score = ops.where(mask, ops.cast(score, "float32"), -1e9)
         val, idx = ops.top_k(score, k)
         picked = ops.take_along_axis(members, ops.expand_dims(idx, -1), axis=1)
@@ -189,10 +194,14 @@ class RAR(BaseModel):
         sets = {}
         if self.use_lookalike:
             users, m = self.lookalike_set(inputs)
-            sets["lookalike"] = self._select(target, users, m, self.lookalike_top_k)
+            keys = ops.sum(ops.reshape(ops.cast(inputs[self.lookalike_field], "int64"),
+                                       (-1, self.num_lookalike, self.lookalike_history)), axis=2)  # a user: its items
+            sets["lookalike"] = self._select(target, users, m, self.lookalike_top_k, keys, inputs[self.item_field],
+                                             training)
         if self.use_recall:
             items, m = self.recall_set(inputs)
-            sets["recall"] = self._select(target, items, m, self.recall_top_k)
+            sets["recall"] = self._select(target, items, m, self.recall_top_k, inputs[self.recall_field],
+                                          inputs[self.item_field], training)
         if self.co_interaction:
             (xu, mu), (xi, mi) = sets["lookalike"], sets["recall"]
             sets["lookalike"] = (self._cross(self.att_users, self.ln_users, xu, mu, xi, mi, training), mu)
