@@ -28,8 +28,11 @@ def test_code_index_equals_brute_force_and_learns(trained):
     from fuxi_like.data.tf_dataset import InputPipeline
 
     model = trained["model"]
-    assert trained["test"]["Recall@50"] > 0.3  # chance: 50 of ~200 items with history removed, ~0.25
     data = model.embed_queries(InputPipeline(model.feature_map, 512).dataset("test"))
+    # chance: 50 picks from the catalogue less the row's history (measured 0.39 for both scorers, chance ~0.27)
+    seen = np.array([len(set(h[h > 0])) for h in data["history"]])
+    chance = float(np.mean(np.minimum(1.0, 50 / (model.num_items - 2 - seen))))
+    assert trained["test"]["Recall@50"] > chance + 0.07, (trained["test"]["Recall@50"], chance)
     index = model.build_code_index(np.unique(data["codes"]))
     got_i, got_s = index.search(data["codes"], 20, exclude=data["history"])
     want_i, want_s = model.brute_force(data["query"], 20, data["history"])
@@ -39,7 +42,9 @@ def test_code_index_equals_brute_force_and_learns(trained):
     assert (got_i[clear] == want_i[clear]).all()
     assert clear.mean() > 0.9
 
-    # sparsity control: keeping fewer entries per code shrinks the index and cannot raise recall
+    # sparsity control: keeping fewer entries per code shrinks the index; a mild cut (50 of 200 items a code)
+    # keeps recall near the exact index's (measured -0.02), a harsh one (10) loses most of it (measured -0.3).
+    # Neither is a theorem about every model (a cut can also raise recall slightly): margins, not an order.
     from fuxi_like.retrieval.evaluation import metrics_from_ranks, target_ranks
 
     sizes, recalls = [], []
@@ -57,7 +62,8 @@ def test_code_index_equals_brute_force_and_learns(trained):
             np.testing.assert_array_equal(cut.items, idx.items)
             np.testing.assert_allclose(cut.scores, idx.scores)
     assert sizes[0] > sizes[1] > sizes[2]
-    assert recalls[0] >= recalls[2]
+    assert abs(recalls[1] - recalls[0]) <= 0.06, recalls
+    assert recalls[2] < recalls[0] - 0.1, recalls
 
 
 def test_product_quantizer_pieces():
