@@ -9,7 +9,9 @@ Each phase runs in its own process so its peak RSS is its own:
 - video: every clip of av_clips + video_clips -> decode all frames + resize (shorter side 224)
 - video_fps: the same clips sampled at 4 fps, resize 128 + centre crop 112
 - cnn:   the small log-mel CNN on env_sounds (train takes 0-7, test takes 8-9), per seed
-Writes `benchmark/results/media.md`.
+Appends the pipeline rows to `benchmark/results/runs/media.csv` and one row per CNN seed to
+`runs/media_cnn.csv`, then regenerates `benchmark/results/media.md` (`benchmark/tables.py`: this run's rows,
+mean ± sample std over its seeds; earlier runs stay in the CSVs).
 """
 
 import argparse
@@ -81,13 +83,49 @@ def phase(name, data, seed):
     raise ValueError(name)
 
 
+def csv_rows(res, cnn, source):
+    """(media.csv rows, media_cnn.csv rows) of one run: the cells as the table shows them."""
+    pipes = [
+        ("WAV decode + VGGish log-mel (`audio_dataset`)", f"env_sounds: {res['wav']['clips']} x 5 s, 16 kHz",
+         f"{res['wav']['audio_seconds']} s of audio",
+         f"**{res['wav']['clips_per_s']} clips/s** ({res['wav']['audio_s_per_s']} audio-s/s)", res["wav"]),
+        ("OGG decode + resample to 16 kHz + log-mel", f"music_examples: {res['ogg']['clips']} clips, 44.1/48 kHz",
+         f"{res['ogg']['audio_seconds']} s of audio",
+         f"**{res['ogg']['clips_per_s']} clips/s** ({res['ogg']['audio_s_per_s']} audio-s/s)", res["ogg"]),
+        ("video decode, every frame, resize (short side 224)", f"av_clips + video_clips: {res['video']['clips']} clips",
+         f"{res['video']['frames']} frames", f"**{res['video']['frames_per_s']} frames/s**", res["video"]),
+        ("video decode sampled at 4 fps, resize 128 + crop 112", "same", f"{res['video_fps']['frames']} frames out",
+         f"**{res['video_fps']['frames_per_s']} frames/s** out", res["video_fps"]),
+    ]
+    media = [{"section": 0, "pipeline": p, "input": i, "work": w, "throughput": t, "wall": f"{r['wall_s']} s",
+              "peak RSS": f"{r['peak_rss_mb']} MB", "source": source} for p, i, w, t, r in pipes]
+    seeds = [{"seed": c["seed"], "test accuracy": c["accuracy"], "wall": f"{c['wall_s']} s", "source": source}
+             for c in cnn]
+    return media, seeds
+
+
+def write_results(media, seeds, results_dir=None):
+    """Append csv_rows' rows to `<results_dir>/runs/media.csv` and `media_cnn.csv` and regenerate `media.md`
+    (results_dir: default benchmark/results). Returns the table's path."""
+    sys.path.insert(0, str(ROOT / "benchmark"))
+    import tables
+
+    results_dir = Path(results_dir or tables.RESULTS)
+    for name, rows in (("media.csv", media), ("media_cnn.csv", seeds)):
+        if rows:  # --cnn-seeds with no seed: the table keeps the last run's CNN rows
+            tables.append_rows(results_dir / "runs" / name, rows)
+    tables.generate(["media.md"], results_dir)
+    return results_dir / "media.md"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     p.add_argument("--cnn-seeds", nargs="*", type=int, default=[0, 1, 2])
     p.add_argument("--phase", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
-    p.add_argument("--out", default=str(ROOT / "benchmark/results/media.md"))
+    p.add_argument("--results-dir", default=None,
+                   help="a copy of benchmark/results/ to append to and regenerate (default: benchmark/results/)")
     args = p.parse_args()
     if args.phase:
         print("RESULT " + json.dumps(phase(args.phase, args.data, args.seed)))
@@ -105,44 +143,12 @@ def main():
 
     res = {n: run(n) for n in ("wav", "ogg", "video", "video_fps")}
     cnn = [run("cnn", s) for s in args.cnn_seeds]
-    from fuxi_like.io_utils import atomic_write_text
-    import numpy as np
+    sys.path.insert(0, str(ROOT / "benchmark"))
+    import tables
 
-    accs = [c["accuracy"] for c in cnn]
-    lines = [
-        "# Media pipeline benchmark",
-        "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, CPU only. Command: "
-        f"`python benchmark/media_benchmark.py --cnn-seeds {' '.join(map(str, args.cnn_seeds))}`.",
-        "Each row ran in its own process; peak RSS is that process's maximum resident set (TensorFlow itself is ~600 MB).",
-        "",
-        "| pipeline | input | work | throughput | wall | peak RSS |",
-        "|---|---|---|---|---|---|",
-        f"| WAV decode + VGGish log-mel (`audio_dataset`) | env_sounds: {res['wav']['clips']} x 5 s, 16 kHz | "
-        f"{res['wav']['audio_seconds']} s of audio | **{res['wav']['clips_per_s']} clips/s** "
-        f"({res['wav']['audio_s_per_s']} audio-s/s) | {res['wav']['wall_s']} s | {res['wav']['peak_rss_mb']} MB |",
-        f"| OGG decode + resample to 16 kHz + log-mel | music_examples: {res['ogg']['clips']} clips, 44.1/48 kHz | "
-        f"{res['ogg']['audio_seconds']} s of audio | **{res['ogg']['clips_per_s']} clips/s** "
-        f"({res['ogg']['audio_s_per_s']} audio-s/s) | {res['ogg']['wall_s']} s | {res['ogg']['peak_rss_mb']} MB |",
-        f"| video decode, every frame, resize (short side 224) | av_clips + video_clips: {res['video']['clips']} clips | "
-        f"{res['video']['frames']} frames | **{res['video']['frames_per_s']} frames/s** | {res['video']['wall_s']} s | "
-        f"{res['video']['peak_rss_mb']} MB |",
-        f"| video decode sampled at 4 fps, resize 128 + crop 112 | same | {res['video_fps']['frames']} frames out | "
-        f"**{res['video_fps']['frames_per_s']} frames/s** out | {res['video_fps']['wall_s']} s | {res['video_fps']['peak_rss_mb']} MB |",
-        "",
-        "## Small CNN on env_sounds through the pipeline",
-        "",
-        "5 classes, train on takes 0-7 of each class/subset (80 clips), test on takes 8-9 (20 held-out clips);",
-        "random 3 s crops, VGGish log-mels, SpecAugment, 30 epochs (`fuxi_like/models/audio_cnn.py`). Chance is 0.20.",
-        "",
-        "| seed | test accuracy | wall |",
-        "|---|---|---|",
-        *[f"| {c['seed']} | {c['accuracy']:.2f} | {c['wall_s']} s |" for c in cnn],
-        f"| mean ± std | **{np.mean(accs):.2f} ± {np.std(accs):.2f}** | |",
-        "",
-    ]
-    atomic_write_text(args.out, "\n".join(lines))
-    print("\n".join(lines))
+    out = write_results(*csv_rows(res, cnn, tables.run_source(__file__)), args.results_dir)
+    print(out.read_text())
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores (prose of benchmark/table_specs/media.md)")
 
 
 if __name__ == "__main__":

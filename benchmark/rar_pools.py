@@ -6,8 +6,9 @@ for 100k users and 10k items on seeded taste-group data.
 
 Clicks: 40 impressions per user (half in the user's taste group, clicked with p 0.9, else 0.1),
 about 20 clicks per user; the cutoff is the median impression time; `--requests-per-user`
-impressions after it per user are the requests. Writes `benchmark/results/rar.md` (appends a row
-to the table of runs kept there) with wall time per step and peak RSS.
+impressions after it per user are the requests. Appends one row (wall time per step, peak RSS, recall-pool
+hit rates) to `benchmark/results/runs/rar.csv` and regenerates `benchmark/results/rar.md`, the table of all
+runs (`benchmark/tables.py`).
 """
 
 import argparse
@@ -22,6 +23,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def write_results(rows, results_dir=None):
+    """Append `rows` to `<results_dir>/runs/rar.csv` and regenerate `rar.md` (results_dir: default
+    benchmark/results). Returns the table's path."""
+    sys.path.insert(0, str(ROOT / "benchmark"))
+    import tables
+
+    return tables.record("rar.csv", rows, ["rar.md"], results_dir or tables.RESULTS)[0]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=100_000)
@@ -31,8 +41,9 @@ def main(argv=None):
     ap.add_argument("--lookalike-size", type=int, default=10)
     ap.add_argument("--recall-epochs", type=int, default=3)
     ap.add_argument("--backend", default="auto")
-    ap.add_argument("--note", default="", help="e.g. what else shared the machine")
-    ap.add_argument("--out", default=str(ROOT / "benchmark" / "results" / "rar.md"))
+    ap.add_argument("--note", default="", help="e.g. what else shared the machine (the table's run column)")
+    ap.add_argument("--results-dir", default=None,
+                    help="a copy of benchmark/results/ to append to and regenerate (default: benchmark/results/)")
     a = ap.parse_args(argv)
 
     from fuxi_like.experiment import load_model_module
@@ -58,28 +69,17 @@ def main(argv=None):
     hit = (out["recall"] == target[:, None]).any(1)
     lab = req["label"].to_numpy() == 1
     rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
-    row = (f"| {a.users:,} | {a.items:,} | {out['num_pre_clicks']:,} | {len(req):,} | {a.pool_size} | "
-           f"{a.lookalike_size} | {a.recall_epochs} | {tm['recall_training_s']:.0f} | {tm['recall_pools_s']:.0f} | "
-           f"{tm['lookalike_s']:.0f} | {tm['total_s']:.0f} | {rss_gb:.1f} | {hit[lab].mean():.3f} / "
-           f"{hit[~lab].mean():.3f} | {time.strftime('%Y-%m-%d')} {a.note} |")
-    print(row)
-    path = Path(a.out)
-    head = ("# RAR cross-stage data: construction time\n\n"
-            "Command: `python benchmark/rar_pools.py` (2-core CPU, ScaNN for items and users). Steps: train the "
-            "recall two-tower on the clicks before the cutoff; embed every request's history and take the top "
-            "pool items (history removed); embed every user's snapshot and search the look-alike users.\n\n"
-            "| users | items | clicks before cutoff | requests | pool | look-alikes | recall epochs | "
-            "recall training s | pools s | look-alikes s | total s | peak RSS GB | target in pool (clicked / not) "
-            "| run |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-    text = path.read_text() if path.is_file() else head
-    if "| run |" not in text:
-        text = head
-    lines = text.rstrip("\n").split("\n")
-    last = max(i for i, line in enumerate(lines) if line.startswith("|"))
-    lines.insert(last + 1, row)
-    from fuxi_like.io_utils import atomic_write_text
+    sys.path.insert(0, str(ROOT / "benchmark"))
+    import tables
 
-    atomic_write_text(path, "\n".join(lines) + "\n")
+    row = {"section": 0, "users": a.users, "items": a.items, "clicks before cutoff": out["num_pre_clicks"],
+           "requests": len(req), "pool": a.pool_size, "look-alikes": a.lookalike_size, "recall epochs": a.recall_epochs,
+           "recall training s": tm["recall_training_s"], "pools s": tm["recall_pools_s"], "look-alikes s": tm["lookalike_s"],
+           "total s": tm["total_s"], "peak RSS GB": rss_gb,
+           "target in pool (clicked / not)": f"{hit[lab].mean():.3f} / {hit[~lab].mean():.3f}",
+           "run": f"{time.strftime('%Y-%m-%d')} {a.note}".strip(), "source": tables.run_source(__file__, argv)}
+    print(row)
+    path = write_results([row], a.results_dir)
     print(f"wrote {path}")
 
 

@@ -7,11 +7,15 @@
         --sweep DCNv2=benchmark/sweeps/DCNv2_frappe_seeds_tuner DeepFM=benchmark/sweeps/DeepFM_frappe_seeds_tuner \
         --extra RAT=benchmark/results/runs/rat_frappe_seed2021.csv
 
-For each model, the configuration with the best mean valid AUC over its seeds is reported with
-test AUC / logloss mean +- std over those seeds and seconds per epoch. The long-tail table
-reloads each seed's saved model of the best RAT and DCNv2 configurations and computes test AUC
-on rows whose value of a tail field occurs at most `--tail-max` times in the training split.
-Writes `benchmark/results/rat_<dataset>.md`.
+For each model, the configuration with the best mean valid AUC over its seeds is reported: one row per
+seed (test AUC / logloss, valid AUC, seconds per epoch). The long-tail rows reload each seed's saved model
+of the best RAT and DCNv2 configurations and compute test AUC on rows whose value of a tail field occurs at
+most `--tail-max` times in the training split (or under `--tail-quantile`).
+Appends those per-seed rows (sections `main` and `tail`) to `benchmark/results/runs/rat_<dataset>.csv` and
+regenerates `benchmark/results/rat_<dataset>.md` with `benchmark/tables.py` (mean ± sample std, ddof=1,
+over each model's seeds of this run; earlier runs stay in the CSV). The table's prose (`--paper`, the
+neighbour-rule diagnostic, the reading) is in `benchmark/table_specs/rat_<dataset>.md`: this script prints
+those lines; edit the spec when they change.
 """
 
 import argparse
@@ -66,6 +70,14 @@ def best_config(sweep_dir, dataset, extra=()):
 
 
 def tail_auc(rows, tail_fields, tail_max, tail_quantile=None):
+    """Mean and sample std (ddof=1; nan for one seed) over the seeds of `tail_auc_runs`."""
+    out = tail_auc_runs(rows, tail_fields, tail_max, tail_quantile)
+    return {k: (np.mean([o[k] for o in out]), np.std([o[k] for o in out], ddof=1) if len(out) > 1 else np.nan)
+            for k in out[0]}
+
+
+def tail_auc_runs(rows, tail_fields, tail_max, tail_quantile=None):
+    """One dict per row (seed) of `rows`, in order: test AUC on all rows and on each field's rare rows."""
     import keras
 
     from fuxi_like.data.tf_dataset import InputPipeline, load_split
@@ -89,7 +101,7 @@ def tail_auc(rows, tail_fields, tail_max, tail_quantile=None):
             res[f"rare {f}"] = auc(y[rare], p[rare])
             res[f"rare {f} share"] = float(rare.mean())
         out.append(res)
-    return {k: (np.mean([o[k] for o in out]), np.std([o[k] for o in out])) for k in out[0]}
+    return out
 
 
 def neighbour_rule_auc(fmap, fields, key_fields, k=5, num_folds=10):
@@ -122,6 +134,34 @@ def model_eq(text):
     return tuple(text.split("=", 1))
 
 
+def run_rows(section, model, rows, source, tail=None):
+    """The runs-CSV rows of one model's best configuration: `main` (test / valid metrics per seed) or,
+    with `tail` (tail_auc_runs' dicts, one per seed in the order of `rows`), `tail`."""
+    out = []
+    for i, (_, r) in enumerate(rows.iterrows()):
+        row = {"section": section, "model": NAMES.get(model, model), "seed": r["params_d"].get("seed"),
+               "row_kind": "run", "n": 1, "source": source}
+        if tail is None:
+            row.update({"embedding L2": r["params_d"].get("embedding_regularizer"), "test AUC": r["test_AUC"],
+                        "test logloss": r["test_logloss"], "valid AUC": r["valid_AUC"],
+                        "s/epoch": r["seconds_per_epoch"]})
+        else:
+            # tail_auc_runs' "rare <field> limit" is the CSV's "rare <field> count limit"
+            row.update({(k[:-len(" limit")] + " count limit" if k.endswith(" limit") else k): v
+                        for k, v in tail[i].items()})
+        out.append(row)
+    return out
+
+
+def write_results(dataset, rows, results_dir=None):
+    """Append `rows` (run_rows') to `<results_dir>/runs/rat_<dataset>.csv` and regenerate `rat_<dataset>.md`
+    (results_dir: default benchmark/results). Returns the table's path."""
+    sys.path.insert(0, str(ROOT / "benchmark"))
+    import tables
+
+    return tables.record(f"rat_{dataset}.csv", rows, [f"rat_{dataset}.md"], results_dir or tables.RESULTS)[0]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="mltag")
@@ -138,16 +178,22 @@ def main():
                     help="results CSV of standalone runs merged into MODEL's sweep rows (same config = same group)")
     ap.add_argument("--rule-keys", nargs="*", default=["user_id", "item_id"],
                     help="key fields of the neighbour-label diagnostic (empty: skip it)")
+    ap.add_argument("--results-dir", default=None,
+                    help="a copy of benchmark/results/ to append to and regenerate (default: benchmark/results/)")
     args = ap.parse_args()
     if args.tail_quantile is not None and not 0 < args.tail_quantile <= 1:
         ap.error(f"--tail-quantile must be in (0, 1], got {args.tail_quantile}")
-    lines = [f"# RAT on `{args.dataset}`: variants and baselines", "",
-             "Same processed splits for every model; each model's configurations (see "
-             "`benchmark/sweeps/<Model>_" + args.dataset + "_tuner.yaml`) x 3 seeds; the configuration with the best "
-             "mean valid AUC is reported (test mean +- std over its seeds). 2-core CPU, measured while other jobs "
-             "shared the cores (seconds per epoch are indicative only).", "",
-             "| model | embedding L2 | test AUC | test logloss | valid AUC | s/epoch | seeds |",
-             "|---|---|---|---|---|---|---|"]
+    sys.path.insert(0, str(ROOT / "benchmark"))
+    import tables
+
+    results_dir = Path(args.results_dir) if args.results_dir else tables.RESULTS
+    header = tables.csv_header(results_dir / "runs" / f"rat_{args.dataset}.csv")
+    missing = [c for f in args.tail_fields for c in (f"rare {f}", f"rare {f} share", f"rare {f} count limit")
+               if header is not None and c not in header]
+    if missing:  # checked before hours of work: the runs CSV and its spec name the tail fields' columns
+        ap.error(f"--tail-fields: columns {missing} are not in runs/rat_{args.dataset}.csv (its spec shows its fields)")
+    source = tables.run_source(__file__)
+    out_rows, notes = [], []
     best = {}
     sweeps = dict(args.sweep)
     extra = {}
@@ -158,16 +204,13 @@ def main():
     for m in args.models:
         d = ROOT / sweeps[m] if m in sweeps else ROOT / "benchmark" / "sweeps" / f"{m}_{args.dataset}_tuner"
         if not (d / "results.csv").is_file():
-            lines.append(f"| {NAMES.get(m, m)} | not run | | | | | |")
+            notes.append(f"{NAMES.get(m, m)}: not run (no {d.relative_to(ROOT)}/results.csv), no rows written")
             continue
         rows = best_config(d, args.dataset, extra.get(m, ()))
         best[m] = (d, rows)
-        reg = rows["params_d"].iloc[0].get("embedding_regularizer")
-        lines.append(f"| {NAMES.get(m, m)} | {reg} | {rows['test_AUC'].mean():.4f} ± {rows['test_AUC'].std(ddof=0):.4f} | "
-                     f"{rows['test_logloss'].mean():.4f} ± {rows['test_logloss'].std(ddof=0):.4f} | "
-                     f"{rows['valid_AUC'].mean():.4f} | {rows['seconds_per_epoch'].mean():.1f} | {len(rows)} |")
+        out_rows += run_rows("main", m, rows, source)
     if args.paper:
-        lines += ["", args.paper]
+        notes.append(args.paper)
     if args.rule_keys and "RAT" in best:
         from fuxi_like.data.build_dataset import load_feature_map
 
@@ -175,28 +218,22 @@ def main():
         fmap = load_feature_map(ROOT / "data" / "processed" / args.dataset)
         fields = rows["params_d"].iloc[0].get("retrieval_fields") or fmap.names()
         r = neighbour_rule_auc(fmap, fields, args.rule_keys)
-        lines += ["", f"Diagnostic: AUC of minus the label sum of the retrieved rows sharing {', '.join(args.rule_keys)} "
-                      "with the row: " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()) + "."]
+        notes.append(f"Diagnostic: AUC of minus the label sum of the retrieved rows sharing {', '.join(args.rule_keys)} "
+                     "with the row: " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()) + ".")
     if "RAT" in best and "DCNv2" in best and args.tail_fields:
         rule = (f"whose value's training count is at most the {args.tail_quantile:g} quantile of the test rows' counts"
                 if args.tail_quantile else f"whose value occurs <= {args.tail_max} times in training")
-        lines += ["", f"## Long tail (test rows {rule})", "",
-                  "| model | all | " + " | ".join(f"rare {f} (share, count limit)" for f in args.tail_fields) + " |",
-                  "|---|---|" + "---|" * len(args.tail_fields)]
+        notes.append(f"## Long tail (test rows {rule})")
         for m in ("RAT", "DCNv2"):
-            t = tail_auc(best[m][1], args.tail_fields, args.tail_max, args.tail_quantile)
-            lines.append(f"| {NAMES[m]} | {t['all'][0]:.4f} ± {t['all'][1]:.4f} | " + " | ".join(
-                f"{t['rare ' + f][0]:.4f} ± {t['rare ' + f][1]:.4f} ({t['rare ' + f + ' share'][0]:.3f}, "
-                f"<= {t['rare ' + f + ' limit'][0]:g})" for f in args.tail_fields) + " |")
-    text = "\n".join(lines) + "\n"
-    from fuxi_like.io_utils import atomic_write_text
-
-    out = ROOT / "benchmark" / "results" / f"rat_{args.dataset}.md"
-    old = out.read_text() if out.is_file() else ""
-    if "## Reading" in old:  # a person's reading of the numbers is kept below the regenerated tables
-        text += "\n" + old[old.index("## Reading"):]
-    atomic_write_text(out, text)
-    print(text)
+            runs = tail_auc_runs(best[m][1], args.tail_fields, args.tail_max, args.tail_quantile)
+            out_rows += run_rows("tail", m, best[m][1], source, tail=runs)
+    if not out_rows:
+        sys.exit(f"no finished sweep for {args.models} on {args.dataset}: nothing written")
+    path = write_results(args.dataset, out_rows, results_dir)
+    print(path.read_text())
+    if notes:
+        print(f"Not in the runs CSV (the prose of benchmark/table_specs/rat_{args.dataset}.md; edit it if these "
+              "changed):\n" + "\n".join(notes))
 
 
 if __name__ == "__main__":

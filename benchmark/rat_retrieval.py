@@ -9,7 +9,9 @@ P(i) ~ i^-s over 100k users (s=0.8, top user 2.2% of rows), 50k items (s=0.9, 5.
 20k tags (s=1.0, 9.5%)) plus 2 low-cardinality context fields (7 and 24 values), as a harder
 case for the exact bound. Each size retrieves K=5 for every training row from the other 9 folds and
 for valid+test rows (20% of the training size) from the whole training set. Each size runs
-in its own process so peak RSS is per size. Writes `benchmark/results/rat.md`.
+in its own process so peak RSS is per size. Appends one row per (fields, size) to section 0 of
+`benchmark/results/runs/rat.csv` and regenerates `benchmark/results/rat.md` (`benchmark/tables.py`; the table
+shows this run's rows, earlier runs stay in the CSV; the real-dataset rows are section 1 of the same CSV).
 """
 
 import argparse
@@ -25,27 +27,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-REAL = """## Real datasets
-
-| dataset | training rows | fields | queries (all splits) | seconds | candidate pairs | dense-scored queries |
-|---|---|---|---|---|---|---|
-| ML-Tag style (`ml-latest-small` tags) | 7,734 | user_id, item_id, tag_id | 11,049 | 1.5 | 257,257 | 1,326 |
-| Frappe (recipe, 7:2:1) | 202,026 | all 10 fields | 288,609 | 314 | 498,283,124 | 57 |
-
-## Notes
-
-- The 2026-11-29 runs of the table above were measured while three training jobs shared the 2 cores,
-  so the times are upper bounds; the 1M-row retrievals take minutes (8.4 min with 3 fields,
-  26 min with 2 extra low-cardinality fields), not hours.
-- Exactness is tested against a dense brute force (`tests/test_rat.py`) in every regime: candidates
-  only, candidates + value pairs, and dense fallback.
-- The cost grows with the posting-list lengths a query must read to prove its top-K: fields with a
-  few very frequent values (here `daytime`, 7 values) make more queries read longer lists. Leaving
-  such fields out of `retrieval_fields` (as the official Tmall config does with its low-cardinality
-  fields) keeps retrieval fast.
-"""
 
 
 def power_ids(rng, n, vocab, s):
@@ -83,11 +64,30 @@ def one(n, fields):
             "empty_slot_frac": round(float((train_idx < 0).mean()), 4), **r.stats}
 
 
+def csv_rows(results, source):
+    """The runs-CSV rows (section 0) of the child processes' results."""
+    return [{"section": 0, "training rows": r["rows"], "fields": ",".join(r["fields"]), "queries": r["queries"],
+             "total s": r["total_s"], "of which train K-fold s": r["train_kfold_s"], "candidate pairs": r["pairs"],
+             "dense-scored queries": r["dense_fallback"], "peak RSS MB": r["peak_rss_mb"],
+             "empty-slot share": r["empty_slot_frac"], "source": source} for r in results]
+
+
+def write_results(rows, results_dir=None):
+    """Append `rows` (csv_rows') to `<results_dir>/runs/rat.csv` and regenerate `rat.md` (results_dir:
+    default benchmark/results). Returns the table's path."""
+    sys.path.insert(0, str(ROOT / "benchmark"))
+    import tables
+
+    return tables.record("rat.csv", rows, ["rat.md"], results_dir or tables.RESULTS)[0]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, nargs="*", default=[100_000, 1_000_000])
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--fields", default="user,item,tag")
+    ap.add_argument("--results-dir", default=None,
+                    help="a copy of benchmark/results/ to append to and regenerate (default: benchmark/results/)")
     args = ap.parse_args()
     if args.child:
         print(json.dumps(one(args.rows[0], args.fields.split(","))))
@@ -100,25 +100,10 @@ def main():
             res = json.loads(out.stdout.strip().splitlines()[-1])
             print(res, flush=True)
             results.append(res)
-    lines = ["# RAT sample retrieval: time and memory", "",
-             "Command: `python benchmark/rat_retrieval.py` (2-core CPU; K=5; training rows query the other 9 "
-             "folds, valid+test rows = 20% more queries against the whole training set; exact top-K, see "
-             "`model_zoo/RAT/src/sample_retrieval.py`).", "",
-             "| training rows | fields | queries | total s | of which train K-fold s | candidate pairs | "
-             "dense-scored queries | peak RSS MB | empty-slot share |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in results:
-        lines.append(f"| {r['rows']:,} | {','.join(r['fields'])} | {r['queries']:,} | {r['total_s']} | "
-                     f"{r['train_kfold_s']} | {r['pairs']:,} | {r['dense_fallback']:,} | {r['peak_rss_mb']:.0f} | "
-                     f"{r['empty_slot_frac']} |")
-    lines += ["", "Data: seeded synthetic ML-Tag-like rows, power-law popularity P(i) ~ i^-s: users 100k (s=0.8), "
-              "items 50k (s=0.9), tags 20k (s=1.0); + 2 context fields with 7 and 24 values in the second setting."]
-    from fuxi_like.io_utils import atomic_write_text
+    sys.path.insert(0, str(ROOT / "benchmark"))
+    import tables
 
-    path = ROOT / "benchmark" / "results" / "rat.md"
-    old = path.read_text() if path.is_file() else ""
-    extra = old[old.index("## Real datasets"):] if "## Real datasets" in old else ""
-    atomic_write_text(path, "\n".join(lines) + "\n\n" + (extra or REAL))
+    path = write_results(csv_rows(results, tables.run_source(__file__)), args.results_dir)
     print(f"wrote {path}")
 
 

@@ -7,7 +7,11 @@ Data: `n` x `dim` float32 vectors around 1,000 Gaussian centres (seeded), querie
 drawn the same way. Exact baselines: NumPy batched matmul + argpartition
 (`ExactIndex`) and ScaNN's own brute-force scorer. ScaNN: the library defaults
 (`make_index()`), then a sweep of leaves-to-search for the recall-vs-QPS curve.
-Writes `benchmark/results/retrieval.md` and `retrieval_recall_qps.png`.
+Appends the rows (section 0: the methods; section 1: the leaves-to-search curve) to
+`benchmark/results/runs/retrieval.csv`, regenerates `benchmark/results/retrieval.md` from it
+(`benchmark/tables.py`; this run's rows, earlier runs stay in the CSV) and writes `retrieval_recall_qps.png`.
+The setup sentence and the target line are prose of `benchmark/table_specs/retrieval.md`: printed here, edit
+the spec when they change.
 """
 
 import argparse
@@ -37,16 +41,37 @@ def recall(got, truth):
     return float(np.mean([len(set(a[:k]) & set(b)) / k for a, b in zip(got, truth)]))
 
 
+def csv_rows(rows, curve, best_exact_qps, source):
+    """The runs-CSV rows: section 0 per method (name, build s, QPS, recall, memory bytes), section 1 per
+    leaves-to-search setting (leaves, QPS, recall)."""
+    out = [{"section": 0, "method": name, "build s": b, "queries/s": qps, "recall@100": rec,
+            "index memory MB": mem / 2 ** 20, "QPS vs best exact": qps / best_exact_qps, "source": source}
+           for name, b, qps, rec, mem in rows]
+    out += [{"section": 1, "leaves searched": leaves, "queries/s": qps, "recall@100": rec, "source": source}
+            for leaves, qps, rec in curve]
+    return out
+
+
+def write_results(rows, results_dir=None):
+    """Append `rows` (csv_rows') to `<results_dir>/runs/retrieval.csv` and regenerate `retrieval.md`
+    (results_dir: default benchmark/results). Returns the table's path."""
+    sys.path.insert(0, str(ROOT / "benchmark"))
+    import tables
+
+    return tables.record("retrieval.csv", rows, ["retrieval.md"], results_dir or tables.RESULTS)[0]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--n", type=int, default=1_000_000)
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--queries", type=int, default=10_000)
     p.add_argument("--k", type=int, default=100)
+    p.add_argument("--results-dir", default=None,
+                   help="a copy of benchmark/results/ to append to and regenerate (default: benchmark/results/)")
     args = p.parse_args()
     import scann
 
-    from fuxi_like.io_utils import atomic_write_text
     from fuxi_like.retrieval import ExactIndex, make_index
 
     x, q = data(args.n, args.dim, args.queries)
@@ -110,25 +135,19 @@ def main():
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    out_png = ROOT / "benchmark/results/retrieval_recall_qps.png"
+    out_png = Path(args.results_dir or ROOT / "benchmark/results") / "retrieval_recall_qps.png"
     fig.savefig(out_png, dpi=110)
 
-    lines = ["# Retrieval: ScaNN vs exact search", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} cores. {args.n:,} x {args.dim} float32 vectors around 1,000 "
-             f"clustered centres, {args.queries:,} queries, top-{k}, dot product. Command: "
-             f"`python benchmark/retrieval_ann.py --n {args.n} --dim {args.dim} --queries {args.queries}`.", "",
-             "| method | build s | queries/s | recall@100 | index memory MB | QPS vs best exact |",
-             "|---|---|---|---|---|---|"]
-    for name, b, qps, rec, mem in rows:
-        lines.append(f"| {name} | {b:.1f} | {qps:,.0f} | {rec:.4f} | {mem / 2 ** 20:,.0f} | {qps / best_exact_qps:.1f}x |")
-    lines += ["", "Recall vs QPS over leaves searched (same index): ![curve](retrieval_recall_qps.png)", "",
-              "| leaves searched | queries/s | recall@100 |", "|---|---|---|"]
-    lines += [f"| {l} | {qps:,.0f} | {rec:.4f} |" for l, qps, rec in curve]
+    sys.path.insert(0, str(ROOT / "benchmark"))
+    import tables
+
+    out = write_results(csv_rows(rows, curve, best_exact_qps, tables.run_source(__file__)), args.results_dir)
+    print(out.read_text())
     target = default[3] >= 0.97 and default[2] >= 10 * best_exact_qps
-    lines += ["", f"Target (defaults: recall@100 >= 0.97 at >= 10x the best exact QPS): "
-              f"{'met' if target else 'NOT met'} (recall {default[3]:.4f}, {default[2] / best_exact_qps:.1f}x).", ""]
-    atomic_write_text(ROOT / "benchmark/results/retrieval.md", "\n".join(lines))
-    print("\n".join(lines))
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores. {args.n:,} x {args.dim} float32 vectors, "
+          f"{args.queries:,} queries, top-{k}. Target (defaults: recall@100 >= 0.97 at >= 10x the best exact QPS): "
+          f"{'met' if target else 'NOT met'} (recall {default[3]:.4f}, {default[2] / best_exact_qps:.1f}x). "
+          "(prose of benchmark/table_specs/retrieval.md: edit it if this changed)")
 
 
 if __name__ == "__main__":

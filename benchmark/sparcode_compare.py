@@ -11,7 +11,11 @@ Trains (or resumes, or reuses when finished) `SparCode_<dataset>` (model_zoo/Spa
 - Recall@50 / NDCG@50, index build time and size, queries per second over the whole test
   set (batched) and single-query latency (encode + search, one query at a time, median);
 - the sparsity curve: Recall@50 and index size when each code keeps only its rho best items.
-Writes `benchmark/results/sparcode_<dataset>.md` and `sparcode_<dataset>_sparsity.png`.
+Appends the rows (section 0: the methods; section 1: the sparsity curve) to
+`benchmark/results/runs/sparcode_<dataset>.csv`, regenerates `benchmark/results/sparcode_<dataset>.md` from it
+(`benchmark/tables.py`; the table shows this run's rows, earlier runs stay in the CSV) and writes
+`sparcode_<dataset>_sparsity.png`. The training line (best epochs) is printed, not in the CSV: it is prose
+of `benchmark/table_specs/sparcode_<dataset>.md`.
 """
 
 import argparse
@@ -68,16 +72,37 @@ def single_query_latency(fn, n, warmup=5):
     return float(np.median(times)) * 1e3
 
 
+def csv_rows(rows, rhos, sizes, recalls, ndcgs, source):
+    """The runs-CSV rows: section 0 per method (`rows`: name -> measurements), section 1 per rho."""
+    out = [{"section": 0, "method": name, **{m: r[m] for m in METRICS}, "index build s": r.get("build_s"),
+            "index MiB": r.get("size_mb"), "entries": r.get("entries"), "QPS (batched search)": r.get("qps"),
+            "latency ms (1 query)": r.get("latency_ms"), "source": source} for name, r in rows.items()]
+    out += [{"section": 1, "rho": rho, "index MiB": s, "Recall@50": r, "NDCG@50": n, "source": source}
+            for rho, s, r, n in zip(rhos, sizes, recalls, ndcgs)]
+    return out
+
+
+def write_results(dataset, rows, results_dir=None):
+    """Append `rows` (csv_rows') to `<results_dir>/runs/sparcode_<dataset>.csv` and regenerate
+    `sparcode_<dataset>.md` (results_dir: default benchmark/results). Returns the table's path."""
+    sys.path.insert(0, str(ROOT / "benchmark"))
+    import tables
+
+    return tables.record(f"sparcode_{dataset}.csv", rows, [f"sparcode_{dataset}.md"], results_dir or tables.RESULTS)[0]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="ml", choices=["ml", "beauty"])
     ap.add_argument("--latency-queries", type=int, default=100)
-    ap.add_argument("--note", default="")
+    ap.add_argument("--note", default="", help="recorded in the rows' source cell (the command line)")
+    ap.add_argument("--results-dir", default=None,
+                    help="a copy of benchmark/results/ to append to and regenerate (default: benchmark/results/)")
     a = ap.parse_args(argv)
     from fuxi_like.data.tf_dataset import InputPipeline
     from fuxi_like.retrieval.index import make_index
 
-    res_dir = ROOT / "benchmark" / "results"
+    res_dir = Path(a.results_dir) if a.results_dir else ROOT / "benchmark" / "results"
     sc_run = train("SparCode", f"SparCode_{a.dataset}")
     tt_run = train("SASRec", f"SASRec_{a.dataset}_rows")
     sc, tt = sc_run["model"], tt_run["model"]
@@ -157,32 +182,15 @@ def main(argv=None):
     png = res_dir / f"sparcode_{a.dataset}_sparsity.png"
     fig.savefig(png, dpi=120)
 
-    def f(v, fmt):
-        return "" if v is None else format(v, fmt)
+    sys.path.insert(0, str(ROOT / "benchmark"))
+    import tables
 
-    lines = [f"# SparCode vs two-tower + ScaNN vs all-to-all: `{a.dataset}`", "",
-             f"Command: `python benchmark/sparcode_compare.py --dataset {a.dataset}` (2-core CPU{', ' + a.note if a.note else ''}). "
-             f"Models: `SparCode_{a.dataset}` and `SASRec_{a.dataset}_rows` (same rows, SASRec encoder size, "
-             "200 uniform negatives, batch 512; best epoch by valid metric). Test users, leave-one-out, full ranking, "
-             "history removed. QPS: the whole test set searched as one batch (query encoding excluded); latency: "
-             "one query at a time, encode (compiled) + search, median. Serving costs measured alone: "
-             "`benchmark/sparcode_qps.py`.", "",
-             "| method | Recall@50 | NDCG@50 | Recall@10 | NDCG@10 | index build s | index MiB | entries | QPS (batched search) | latency ms (1 query) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for name, r in rows.items():
-        lines.append(f"| {name} | {r['Recall@50']:.4f} | {r['NDCG@50']:.4f} | {r['Recall@10']:.4f} | {r['NDCG@10']:.4f} | "
-                     f"{f(r.get('build_s'), '.1f')} | {f(r.get('size_mb'), '.1f')} | {f(r.get('entries'), ',')} | "
-                     f"{f(r.get('qps'), ',.0f')} | {f(r.get('latency_ms'), '.1f')} |")
-    lines += ["", f"Sparsity curve (`{png.name}`): each code keeps its rho best items.", "",
-              "| rho | index MiB | Recall@50 | NDCG@50 |", "|---|---|---|---|"]
-    lines += [f"| {rho} | {s:.2f} | {r:.4f} | {n:.4f} |" for rho, s, r, n in zip(rhos, sizes, recalls, ndcgs)]
-    lines += ["", f"Training: SparCode best epoch {sc_run['state']['best_epoch']} of {len(sc_run['state']['history'])}, "
-              f"two-tower best epoch {tt_run['state']['best_epoch']} of {len(tt_run['state']['history'])}."]
-    out = res_dir / f"sparcode_{a.dataset}.md"
-    from fuxi_like.io_utils import atomic_write_text
-
-    atomic_write_text(out, "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    out = write_results(a.dataset, csv_rows(rows, rhos, sizes, recalls, ndcgs, tables.run_source(__file__, argv)),
+                        res_dir)
+    print(out.read_text())
+    print(f"Training: SparCode best epoch {sc_run['state']['best_epoch']} of {len(sc_run['state']['history'])}, "
+          f"two-tower best epoch {tt_run['state']['best_epoch']} of {len(tt_run['state']['history'])} "
+          f"(prose of benchmark/table_specs/sparcode_{a.dataset}.md: edit it if this changed).")
 
 
 if __name__ == "__main__":

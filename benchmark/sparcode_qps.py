@@ -12,8 +12,11 @@ Loads the trained `SparCode_<dataset>` and `SASRec_<dataset>_rows` (train them f
   `--repeats`; Recall@50 alongside, so the speed is read with its quality;
 - single-query latency: one query at a time, encode (compiled with tf.function) + search, median
   over `--latency-queries` queries, encode and search also given apart.
-Writes `benchmark/results/sparcode_<dataset>_serving.md` (`sparcode.md` is the summary across
-datasets, kept by hand from these files).
+Appends one row per method to `benchmark/results/runs/sparcode_<dataset>_serving.csv` and regenerates
+`benchmark/results/sparcode_<dataset>_serving.md` from it (`benchmark/tables.py`; the table shows this run's
+rows, earlier runs stay in the CSV). The page's prose (test users, repeats, the weights' provenance) is in
+`benchmark/table_specs/sparcode_<dataset>_serving.md`: printed here, edit the spec when it changes.
+`sparcode.md` (the summary across datasets, `runs/sparcode.csv`) is collected by hand from these runs.
 """
 
 import argparse
@@ -83,13 +86,40 @@ def recall50(ranked, target):
     return metrics_from_ranks(target_ranks(ranked, np.asarray(target).reshape(-1)), ["Recall@50"])["Recall@50"]
 
 
+def csv_rows(rows, lat, source):
+    """The runs-CSV rows, one per method (`rows`: name -> measurements, `lat`: name -> (encode, search,
+    total) ms); the x ScaNN columns are against the two-tower + ScaNN row of the same run."""
+    ref = rows["two-tower SASRec + ScaNN"]["qps"]
+    ref_lat = lat["two-tower SASRec + ScaNN"][2]
+    out = []
+    for name, r in rows.items():
+        e, s, t = lat[name]
+        out.append({"section": 0, "method": name, "Recall@50": r["recall"], "build s": r["build_s"],
+                    "build peak MiB": r["peak_mb"], "index MiB": r["size_mb"], "entries": r["entries"],
+                    "batched QPS": r["qps"], "x ScaNN": r["qps"] / ref, "encode ms": e, "search ms": s,
+                    "latency ms": t, "x ScaNN (2)": t / ref_lat, "source": source})
+    return out
+
+
+def write_results(dataset, rows, results_dir=None):
+    """Append `rows` (csv_rows') to `<results_dir>/runs/sparcode_<dataset>_serving.csv` and regenerate
+    `sparcode_<dataset>_serving.md` (results_dir: default benchmark/results). Returns the table's path."""
+    sys.path.insert(0, str(ROOT / "benchmark"))
+    import tables
+
+    name = f"sparcode_{dataset}_serving"
+    return tables.record(f"{name}.csv", rows, [f"{name}.md"], results_dir or tables.RESULTS)[0]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="ml", choices=["ml", "beauty"])
     ap.add_argument("--rhos", type=int, nargs="+", default=[250, 100])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--latency-queries", type=int, default=200)
-    ap.add_argument("--note", default="")
+    ap.add_argument("--note", default="", help="recorded in the rows' source cell (the command line)")
+    ap.add_argument("--results-dir", default=None,
+                    help="a copy of benchmark/results/ to append to and regenerate (default: benchmark/results/)")
     a = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
@@ -141,38 +171,14 @@ def main(argv=None):
                             lambda q, x, idx=idx: tt.retrieve(q, idx, 50, np.asarray(x[tt.history_field])))
 
     # ------------------------------------------------------------ report
-    ref = rows["two-tower SASRec + ScaNN"]["qps"]
-    ref_lat = lat["two-tower SASRec + ScaNN"][2]
+    sys.path.insert(0, str(ROOT / "benchmark"))
+    import tables
 
-    def f(v, fmt):
-        return "" if v is None else format(v, fmt)
-
-    lines = [f"# SparCode serving cost vs two-tower + ScaNN: `{a.dataset}`", "",
-             f"Command: `python benchmark/sparcode_qps.py --dataset {a.dataset}` ({os.cpu_count()}-core CPU"
-             f"{', ' + a.note if a.note else ''}). Trained models `SparCode_{a.dataset}` and `SASRec_{a.dataset}_rows` "
-             f"loaded from their checkpoints; {len(codes)} test users, leave-one-out, full ranking over "
-             f"{sc.num_items - 1:,} items, history removed. Build peak = peak NumPy/Python allocations during the "
-             "build (tracemalloc; TF's scoring buffers not included). Batched QPS: all test queries at once, "
-             f"search only, best of {a.repeats}. Latency: one query at a time, median of {len(xs)}; the query "
-             "encoder is compiled (tf.function) for both. Weights: " + provenance, "",
-             "| method | Recall@50 | build s | build peak MiB | index MiB | entries | batched QPS | x ScaNN | "
-             "encode ms | search ms | latency ms | x ScaNN |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for name, r in rows.items():
-        e, s, t = lat[name]
-        lines.append(f"| {name} | {r['recall']:.4f} | {f(r['build_s'], '.2f')} | {f(r['peak_mb'], '.1f')} | "
-                     f"{r['size_mb']:.1f} | {f(r['entries'], ',')} | {r['qps']:,.0f} | {r['qps'] / ref:.2f} | "
-                     f"{e:.2f} | {s:.2f} | {t:.2f} | {t / ref_lat:.2f} |")
-    lines += ["", "The top-rho indexes are built directly (`sparsity: topk`: every code's scores are computed, "
-              "only the rho best kept), so they cost the exact index's scoring time with a fraction of its memory. "
-              f"SparCode's indexes cover all {n_codes:,} codes (N^M), so no query meets an unindexed code. "
-              "ScaNN's and the exact index's build memory is allocated outside NumPy and not traced (their "
-              "index MiB is what they hold)."]
-    out = ROOT / "benchmark" / "results" / f"sparcode_{a.dataset}_serving.md"
-    from fuxi_like.io_utils import atomic_write_text
-
-    atomic_write_text(out, "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    out = write_results(a.dataset, csv_rows(rows, lat, tables.run_source(__file__, argv)), a.results_dir)
+    print(out.read_text())
+    print(f"Run ({os.cpu_count()}-core CPU): {len(codes)} test users, full ranking over {sc.num_items - 1:,} items, "
+          f"batched QPS best of {a.repeats}, latency median of {len(xs)}, {n_codes:,} codes. Weights: {provenance} "
+          f"(prose of benchmark/table_specs/sparcode_{a.dataset}_serving.md: edit it if this changed).")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,11 @@ Each table has a spec, `benchmark/table_specs/<table>.md`: a front matter naming
 (`csv:`) and the commands that produce its raw rows (`raw:`), then the page's text, in which a line
 `{{name {json args}}}` is replaced by a table built from the CSV rows (see DIRECTIVES). The raw rows
 are the truth: a benchmark script appends its runs to `benchmark/results/runs/<table>.csv` and calls
-`generate()`; nobody edits a generated .md by hand.
+`generate()` (`record()` does both); nobody edits a generated .md by hand.
+
+A run is identified by its rows' `source` cell (`run_source()`: the command and its UTC time). A table
+that shows one run's snapshot (not a log of runs) passes `"latest": true` to its directive: of the rows
+it selects (per group for `agg`), only those of the last run appended are shown; earlier runs stay in the CSV.
 
 Statistics: "mean ± std" is the mean and the sample standard deviation (ddof=1) over the n runs of a
 group, and every such table states n. Where only an aggregate was ever kept (per-run rows lost), the
@@ -22,10 +26,13 @@ No TensorFlow, no pandas: the standard library only, so CI can run `--check` che
 
 import argparse
 import csv
+import datetime
 import difflib
+import fcntl
 import json
 import math
 import re
+import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -54,27 +61,66 @@ def read_rows(path):
         return list(csv.DictReader(f))
 
 
+def csv_header(path):
+    """The column names of a runs CSV (an absent or empty file: None)."""
+    path = Path(path)
+    if not (path.is_file() and path.stat().st_size):
+        return None
+    with open(path, newline="") as f:
+        return next(csv.reader(f))
+
+
 def append_rows(path, rows, fieldnames=None):
-    """Append dict rows to a runs CSV, writing its header when it is new (columns: the existing
-    header, else `fieldnames`, else the keys of the first row; missing values are left empty)."""
+    """Append dict rows to a runs CSV under an exclusive lock (flock), writing its header when it is new
+    (columns: the existing header, else `fieldnames`, else the keys of the first row; missing values are
+    left empty). A key that is not a column raises ValueError and writes nothing."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_file() and path.stat().st_size:
-        with open(path, newline="") as f:
-            header = next(csv.reader(f))
-        new = False
-    else:
-        header = list(fieldnames or rows[0].keys())
-        new = True
-    extra = sorted({k for r in rows for k in r} - set(header))
-    if extra:
-        raise ValueError(f"{path}: columns {extra} are not in its header {header}")
-    with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=header, lineterminator="\n")
-        if new:
-            w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in header})
+    with open(path, "a+", newline="") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            f.seek(0)
+            first = f.readline()
+            new = not first
+            header = next(csv.reader([first])) if first else list(fieldnames or rows[0].keys())
+            extra = sorted({k for r in rows for k in r} - set(header))
+            if extra:
+                raise ValueError(f"{path}: columns {extra} are not in its header {header}")
+            w = csv.DictWriter(f, fieldnames=header, lineterminator="\n")
+            if new:
+                w.writeheader()
+            for r in rows:
+                w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in header})
+            f.flush()
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def run_source(script, argv=None, when=None):
+    """The `source` cell of a script's rows: 'python <script relative to the repo> <args> on <UTC time>'
+    (unique per run, so a table can show the latest run's rows)."""
+    script = Path(script).resolve()
+    try:
+        script = script.relative_to(ROOT)
+    except ValueError:
+        pass
+    args = shlex.join(sys.argv[1:] if argv is None else list(argv))
+    when = when or datetime.datetime.now(datetime.UTC)
+    return f"python {script} {args}".rstrip() + f" on {when:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def record(csv_name, rows, table_names, results_dir=RESULTS, out=sys.stdout):
+    """What a benchmark script does with its results: append `rows` to `<results_dir>/runs/<csv_name>`,
+    then regenerate `table_names` there. Returns the generated tables' paths."""
+    results_dir = Path(results_dir)
+    append_rows(results_dir / "runs" / csv_name, rows)
+    generate(list(table_names), results_dir, out=out)
+    return [results_dir / n for n in table_names]
+
+
+def latest_run(rows, run_col="source"):
+    """The rows of the last run appended (the rows whose `run_col` equals the last row's)."""
+    return [r for r in rows if r.get(run_col) == rows[-1].get(run_col)] if rows else rows
 
 
 def replace_rows(path, rows, where, fieldnames=None):
@@ -154,22 +200,28 @@ def groups(rows, keys):
 # ------------------------------------------------------------------------------------------ directives
 
 
-def d_rows(ctx, section=None, cols=(), where=None):
-    """The CSV rows of one section as they are: cols = [[csv column, format spec or null, header?], ...]."""
+def d_rows(ctx, section=None, cols=(), where=None, latest=False):
+    """The CSV rows of one section as they are: cols = [[csv column, format spec or null, header?], ...];
+    latest: only the last run's rows."""
     rows = [r for r in ctx["rows"] if section is None or r.get("section") == str(section)]
     for k, v in (where or {}).items():
         rows = [r for r in rows if r.get(k) == v]
+    if latest:
+        rows = latest_run(rows)
     header = [c[2] if len(c) > 2 else c[0] for c in cols]
     return table_md(header, [[fmt(r.get(c[0], ""), c[1]) for c in cols] for r in rows])
 
 
-def d_agg(ctx, keys, cols, section=None, n_header="n", order=None):
+def d_agg(ctx, keys, cols, section=None, n_header="n", order=None, latest=False):
     """One line per group of `keys`: cols = [[header, kind, column, format spec], ...] with kind
     'key' (the group's value), 'ms' (mean ± sample std), 'mean', 'list' (the runs' values joined by
-    ', '), 'first' (the first run's value); the last column is n (with AGG_MARK for aggregate-only rows)."""
+    ', '), 'first' (the first run's value); the last column is n (with AGG_MARK for aggregate-only rows).
+    latest: each group's rows of its last run only."""
     rows = [r for r in ctx["rows"] if section is None or r.get("section") == str(section)]
     out, any_agg = [], False
     for key, g in groups(rows, keys).items():
+        if latest:
+            g = latest_run(g)
         line, n_rows, is_agg = [], len(g), False
         for header, kind, col, spec in cols:
             if kind == "key":
@@ -242,10 +294,10 @@ def d_results_csv(ctx, metrics, name_col="model", sort_by=None):
     return table_md(["model"] + [f"test {m}" for m in metrics] + ["best epoch", "epochs", "s/epoch"], out)
 
 
-def d_seeds_mean(ctx, cols, mean_spec, label="mean ± std"):
+def d_seeds_mean(ctx, cols, mean_spec, label="mean ± std", latest=False):
     """Per-seed rows and a last row 'mean ± sample std (n=...)' over them: cols = [[column, spec], ...];
-    the first column is the run label, the second the metric averaged."""
-    rows = ctx["rows"]
+    the first column is the run label, the second the metric averaged; latest: the last run's rows only."""
+    rows = latest_run(ctx["rows"]) if latest else ctx["rows"]
     out = [[fmt(r.get(c), s) for c, s in cols] for r in rows]
     m, s, n = mean_std([r[cols[1][0]] for r in rows])
     out.append([f"{label} (n={n})", f"**{ms_text(m, s, mean_spec)}**"] + [""] * (len(cols) - 2))
@@ -314,9 +366,11 @@ def d_peers_runs(ctx, model="DeepFM", dataset="criteo_like"):
                      "ratio lazyadam", "ratio plain Keras 3", "old memory sampler (biased)"], out)
 
 
-def d_peers_kind(ctx, kind, cols):
-    """The rows of one kind of peers.csv row (prep-only, diagnostic) as they are."""
+def d_peers_kind(ctx, kind, cols, latest=False):
+    """The rows of one kind of peers.csv row (prep-only, diagnostic) as they are; latest: the last run's only."""
     rows = [r for r in ctx["rows"] if r["kind"] == kind]
+    if latest:
+        rows = latest_run(rows)
     return table_md([c[2] if len(c) > 2 else c[0] for c in cols], [[fmt(r[c[0]], c[1]) for c in cols] for r in rows])
 
 

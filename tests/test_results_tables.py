@@ -76,3 +76,49 @@ def test_frappe_table_is_mean_and_sample_std_of_the_raw_results_rows(tmp_path):
     text = (ROOT / "benchmark" / "results" / "frappe.md").read_text()
     m = re.search(r"\| DeepFM \| ([\d.]+) ± ([\d.]+) \|", text)
     assert m.group(1) == f"{auc.mean():.4f}" and m.group(2) == f"{auc.std(ddof=1):.4f}"
+
+
+def tables_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_rat_compare_writer_appends_runs_and_the_table_shows_their_ddof1_std(tmp_path):
+    """A converted benchmark script's output path: rat_compare's per-seed rows go to runs/rat_mltag.csv of a
+    results dir and the regenerated table shows mean ± sample std of that run's seeds (the earlier aggregate
+    row of the same model stays in the CSV, no longer shown); the other models' rows are untouched."""
+    import importlib.util
+
+    import pandas as pd
+
+    spec = importlib.util.spec_from_file_location("rat_compare", ROOT / "benchmark" / "rat_compare.py")
+    rat_compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rat_compare)
+    res = copy_results(tmp_path)
+    before = tables_rows(res / "runs" / "rat_mltag.csv")
+    auc, ll = [0.51, 0.53, 0.56], [0.70, 0.66, 0.65]
+    best = pd.DataFrame({"params_d": [{"seed": 2021 + i, "embedding_regularizer": 0.1} for i in range(3)],
+                         "test_AUC": auc, "test_logloss": ll, "valid_AUC": [0.55, 0.56, 0.57],
+                         "seconds_per_epoch": [10.0, 11.0, 12.0]})
+    tail = [{"all": a, "rare item_id limit": 5.0, "rare item_id": a - 0.1, "rare item_id share": 0.4,
+             "rare tag_id limit": 5.0, "rare tag_id": a - 0.2, "rare tag_id share": 0.6} for a in auc]
+    source = "python benchmark/rat_compare.py --dataset mltag (test) on 2099-01-01 00:00:00 UTC"
+    rows = rat_compare.run_rows("main", "RAT", best, source) + rat_compare.run_rows("tail", "RAT", best, source, tail)
+    path = rat_compare.write_results("mltag", rows, res)
+
+    after = tables_rows(res / "runs" / "rat_mltag.csv")
+    assert after[:len(before)] == before and len(after) == len(before) + 6
+    assert {r["seed"] for r in after[len(before):]} == {"2021", "2022", "2023"}
+    text = path.read_text()
+    a, l = np.array(auc), np.array(ll)
+    line = next(x for x in text.splitlines() if x.startswith("| RAT (cascade) | 0.1 |"))
+    assert f"| {a.mean():.4f} ± {a.std(ddof=1):.4f} | {l.mean():.4f} ± {l.std(ddof=1):.4f} |" in line
+    assert line.endswith("| 3 |")  # n of the new run, not the aggregate's 3†
+    assert f"{a.std(ddof=1):.4f}" != f"{a.std(ddof=0):.4f}"
+    tail_line = next(x for x in text.split("## Long tail")[1].splitlines() if x.startswith("| RAT (cascade) |"))
+    assert f"| {a.mean():.4f} ± {a.std(ddof=1):.4f} | {a.mean() - 0.1:.4f} ± {a.std(ddof=1):.4f} |" in tail_line
+    committed = (ROOT / "benchmark" / "results" / "rat_mltag.md").read_text()
+    dcn = [x for x in committed.splitlines() if x.startswith("| DCNv2 |")]
+    assert all(x in text for x in dcn)  # models of no new run keep their rows
+    r = run("--check", "--results-dir", str(res))
+    assert r.returncode == 0, r.stdout + r.stderr  # the written table is what the CSV + spec generate

@@ -9,7 +9,12 @@ in one process, one variant at a time:
 - `MLP only`: the dense tower alone on a [batch, 39*16] input (the roofline part).
 and the machine's sgemm GFLOP/s, so each line can be read as a fraction of the roofline.
 
-    python benchmark/diagnostics/profile_train_step.py --rows 200000 [--out benchmark/results/profile_deepfm.md]
+    python benchmark/diagnostics/profile_train_step.py --rows 1000000 [--record]
+
+Prints the table. With `--record`, also appends one row per variant to
+`benchmark/results/runs/profile_deepfm.csv` and regenerates `benchmark/results/profile_deepfm.md` from it
+(`benchmark/tables.py`; the table shows the last recorded run, earlier runs stay in the CSV; its heading line,
+rows / sgemm / MFLOP per sample, is prose of `benchmark/table_specs/profile_deepfm.md`: edit it if it changed).
 """
 
 import argparse
@@ -63,6 +68,21 @@ def time_steps(model, ds, steps, warmup):
     return (stamps[-1] - stamps[warmup - 1]) / steps
 
 
+def csv_rows(rows, bs, fps, gflops, source):
+    """The runs-CSV rows: (variant, seconds per step) -> ms/step, samples/s and the fraction of the sgemm
+    roofline (`gflops`: the mean of the sgemm measured before and after)."""
+    return [{"section": 0, "variant": name, "ms/step": s * 1000, "samples/s": bs / s,
+             "roofline fraction": bs / s * fps / (gflops * 1e9), "source": source} for name, s in rows]
+
+
+def write_results(rows, results_dir=None):
+    """Append `rows` (csv_rows') to `<results_dir>/runs/profile_deepfm.csv` and regenerate `profile_deepfm.md`
+    (results_dir: default benchmark/results). Returns the table's path."""
+    from benchmark import tables
+
+    return tables.record("profile_deepfm.csv", rows, ["profile_deepfm.md"], results_dir or tables.RESULTS)[0]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=200_000)
@@ -71,7 +91,10 @@ def main():
     ap.add_argument("--batch-size", type=int, default=HP["batch_size"])
     ap.add_argument("--clipnorm", type=float, default=10.0,
                     help="global gradient-norm clipping (the training default, max_gradient_norm: 10); 0: none")
-    ap.add_argument("--out", default=None)
+    ap.add_argument("--record", action="store_true",
+                    help="append the rows to benchmark/results/runs/profile_deepfm.csv and regenerate profile_deepfm.md")
+    ap.add_argument("--results-dir", default=None,
+                    help="with --record: a copy of benchmark/results/ to append to (default: benchmark/results/)")
     ap.add_argument("--only", nargs="*", default=None, help="run only variants whose name contains one of these")
     ap.add_argument("--rebuild", action="store_true",
                     help="rebuild the processed set in this process before timing (the peer harness preprocesses "
@@ -133,10 +156,11 @@ def main():
         lines.append(f"| {name} | {s * 1000:.1f} | {bs / s:,.0f} | {bs / s * fps / (g * 1e9):.2f} |")
     text = "\n".join(lines) + "\n"
     print(text)
-    if args.out:
-        from fuxi_like.io_utils import atomic_write_text
+    if args.record:
+        from benchmark import tables
 
-        atomic_write_text(args.out, text)
+        path = write_results(csv_rows(rows, bs, fps, g, tables.run_source(__file__)), args.results_dir)
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -14,13 +14,18 @@ peak private memory of the whole process tree (Private_Clean + Private_Dirty fro
 read only when the tree's RssAnon grows, see `memory.py`: each read walks the page
 tables, ~74 ms for a 2 GB process), test AUC and logloss. The machine's sgemm GFLOP/s is
 measured in the same run to express throughput as a fraction of the matmul
-roofline. Writes `benchmark/results/peers.md`.
+roofline. Appends one row per side, repeat, data set and model (kind `peer`, with the ratios ours /
+FuxiCTR of the repeat) to `benchmark/results/runs/peers.csv` and regenerates `benchmark/results/peers.md`
+(`benchmark/tables.py`): the run appears in its every-run table (DeepFM on the Criteo-like set); the main and
+ratio tables show the run named in `benchmark/table_specs/peers.md` (`{{peers_main {"run": ...}}}`; set it to
+the run id printed at the end to feature this run). `--prep-only` appends `prep-only` rows instead.
 """
 
 import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -115,17 +120,64 @@ def datasets(names, rows):
     return out
 
 
+def code_state():
+    """'commit <short hash>' of the working tree (+ ', with local changes'), read with git; '' without git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return f"commit {head}" + (", with local changes" if dirty else "")
+
+
+def utc_minute(t=None):
+    """'MM-DD HH:MM' in UTC, the run id / time format of runs/peers.csv."""
+    return time.strftime("%m-%d %H:%M", time.gmtime(t))
+
+
+def write_results(rows, results_dir=None):
+    """Append `rows` to `<results_dir>/runs/peers.csv` and regenerate `peers.md` (results_dir: default
+    benchmark/results). Returns the table's path."""
+    from benchmark import tables
+
+    return tables.record("peers.csv", rows, ["peers.md"], results_dir or tables.RESULTS)[0]
+
+
+def peer_rows(rows, run_id, command, state, source):
+    """The runs-CSV rows (kind `peer`) of a run: `rows` = [(data set, model, ds, [(side, result)], model FLOPs
+    per sample, repeat index, start time)]; ours / FuxiCTR ratios on our sides' rows (FuxiCTR is the last side)."""
+    out = []
+    for ds_name, model, ds, runs, fps, rep, started in rows:
+        fx = runs[-1][1]
+        base = {"kind": "peer", "run_id": run_id, "repeat": rep + 1, "time (UTC)": utc_minute(started),
+                "command": command, "batch size": HP["batch_size"], "code state": state,
+                "data": f"{ds_name} ({ds['rows']:,} rows, {ds['epochs']} ep)", "dataset": ds_name, "model": model,
+                "source": source}
+        for i, (name, r) in enumerate(runs):
+            row = dict(base, **{"framework": name, "sgemm GFLOP/s": round(r["sgemm"], 1), "preprocess s": r["prep_s"],
+                                "train samples/s": r["train_samples_per_s"], "peak private MB": r["peak_private_mb"],
+                                "test AUC": r["test_AUC"], "test logloss": r["test_logloss"],
+                                "roofline": r["train_samples_per_s"] * fps / (r["sgemm"] * 1e9),
+                                "roofline, executed FLOPs": r["train_samples_per_s"] * r["flops_run"] / (r["sgemm"] * 1e9)})
+            if i < len(runs) - 1:
+                row.update({"throughput x": r["train_samples_per_s"] / fx["train_samples_per_s"],
+                            "preprocessing x": fx["prep_s"] / r["prep_s"],
+                            "memory ratio": r["peak_private_mb"] / fx["peak_private_mb"],
+                            "AUC diff": r["test_AUC"] - fx["test_AUC"]})
+            out.append(row)
+    return out
+
+
 def prep_only(args, fx_python):
     import shutil
 
-    from fuxi_like.io_utils import atomic_write_text
+    from benchmark import tables
 
-    lines = ["# Preprocessing only: fuxi_like vs FuxiCTR", "",
-             f"Same CSV files, same feature types, one after the other in this run ({platform.machine()}, "
-             f"{os.cpu_count()} cores). Command: `python benchmark/peers/run_peers.py --prep-only --rows {args.rows} "
-             f"--datasets {' '.join(args.datasets)}`.", "",
-             "| data | fuxi_like s | FuxiCTR s | speed-up | fuxi_like peak private MB | FuxiCTR peak private MB |",
-             "|---|---|---|---|---|---|"]
+    command = "python benchmark/peers/run_peers.py " + shlex.join(sys.argv[1:])
+    started, state, source = utc_minute(), code_state(), tables.run_source(__file__)
+    rows = []
     for ds_name, ds in datasets(args.datasets, args.rows).items():
         spec = {"dataset_id": f"{ds_name}_prep", "paths": ds["paths"], "numeric": ds["numeric"],
                 "categorical": ds["categorical"], "label": ds["label"], "min_categr_count": ds["min_categr_count"],
@@ -139,11 +191,14 @@ def prep_only(args, fx_python):
         fx = run_driver(fx_python, Path(__file__).parent / "fuxictr_driver.py", spec,
                         {"CUDA_VISIBLE_DEVICES": "", "RAY_DISABLE_USAGE_STATS": "1"})
         print(ds_name, ours, fx, flush=True)
-        lines.append(f"| {ds_name} ({ds['rows']:,} rows) | {ours['prep_s']:.1f} | {fx['prep_s']:.1f} | "
-                     f"{fx['prep_s'] / ours['prep_s']:.2f}x | {ours['peak_private_mb']:,.0f} | {fx['peak_private_mb']:,.0f} |")
-    lines.append("")
-    atomic_write_text(ROOT / "benchmark/results/peers_preprocessing.md", "\n".join(lines))
-    print("\n".join(lines))
+        rows.append({"kind": "prep-only", "repeat": 1, "time (UTC)": started, "command": command, "code state": state,
+                     "data": f"{ds_name} ({ds['rows']:,} rows)", "dataset": ds_name, "fuxi_like s": ours["prep_s"],
+                     "FuxiCTR s": fx["prep_s"], "speed-up": fx["prep_s"] / ours["prep_s"],
+                     "fuxi_like peak private MB": ours["peak_private_mb"],
+                     "FuxiCTR peak private MB": fx["peak_private_mb"], "source": source})
+    path = write_results(rows, args.results_dir)
+    print(f"wrote {path} (its preprocessing table shows this run's rows; machine: {platform.machine()}, "
+          f"{os.cpu_count()} cores)")
 
 
 def run_pair(spec, args, fx_python, label):
@@ -192,9 +247,10 @@ def main():
                         "benchmark/peers/plain_keras_driver.py) as a reference; its preprocessing is fuxi_like's")
     p.add_argument("--repeats", type=int, default=1,
                    help="run each pair this many times, alternating the frameworks (the VM's speed drifts by ~15%%)")
-    p.add_argument("--out", default=str(ROOT / "benchmark/results/peers.md"))
+    p.add_argument("--results-dir", default=None,
+                   help="a copy of benchmark/results/ to append to and regenerate (default: benchmark/results/)")
     p.add_argument("--prep-only", action="store_true",
-                   help="only time CSV -> processed data on both sides (writes peers_preprocessing.md)")
+                   help="only time CSV -> processed data on both sides (rows of kind prep-only in runs/peers.csv)")
     args = p.parse_args()
     if args.repeats < 1:
         p.error(f"--repeats must be >= 1 (got {args.repeats})")
@@ -205,6 +261,7 @@ def main():
         return prep_only(args, fx_python)
     rows = []
     sgemms = []
+    run_started = time.time()
     for ds_name, ds in datasets(args.datasets, args.rows).items():
         for model in args.models:
             spec = {"dataset_id": f"{ds_name}_{model}", "paths": ds["paths"], "numeric": ds["numeric"],
@@ -218,72 +275,20 @@ def main():
             # parallel MLP (the cross layers take the whole x0)
             fps_run = flops_per_sample(model, n_fields, HP, len(ds["numeric"]))
             for rep in range(args.repeats):
+                started = time.time()
                 runs = run_pair(spec, args, fx_python, f"{ds_name} {model} [{rep + 1}/{args.repeats}]")
                 sgemms += [r["sgemm"] for _, r in runs[:-1]]  # each of our runs' own denominator
                 for name, r in runs:
                     r["flops_run"] = fps_run if name.startswith("fuxi_like") else fps
-                rows.append((ds_name, model, ds, runs, fps, rep))
-    from fuxi_like.io_utils import atomic_write_text
+                rows.append((ds_name, model, ds, runs, fps, rep, started))
+    from benchmark import tables
 
-    lines = ["# Peer comparison: fuxi_like vs FuxiCTR", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} cores, CPU only; measured sgemm (NumPy float32 2048^2, "
-             f"best of 7 x 3 products just before each of our runs): **{min(sgemms):.1f}-{max(sgemms):.1f} GFLOP/s**. Same CSV files, same "
-             f"feature types, same hyperparameters "
-             f"(embedding {HP['embedding_dim']}, MLP {'x'.join(map(str, HP['hidden_units']))}, batch {HP['batch_size']}, "
-             f"Adam lr {HP['learning_rate']}, no regularisation/dropout; DCNv2 parallel with {HP['num_cross_layers']} "
-             "cross layers), one after the other in this run"
-             + (f", {args.repeats} times alternating (fuxi_like, FuxiCTR, fuxi_like, ...)" if args.repeats > 1 else "")
-             + ". FuxiCTR: pip `fuxictr` 2.3.10, torch 2.13.0+cpu, "
-             "polars 1.x (its CSV reader needs it); its DeepFM/DCNv2 are assembled from its own layers "
-             "(`benchmark/peers/fuxictr_driver.py`) since the pip package has no model zoo.",
-             f"Command: `python benchmark/peers/run_peers.py --rows {args.rows} --datasets {' '.join(args.datasets)} "
-             f"--models {' '.join(args.models)} --batch-size {HP['batch_size']}{' --lazyadam' if args.lazyadam else ''}"
-             f"{' --plain-keras' if args.plain_keras else ''}"
-             f"{f' --repeats {args.repeats}' if args.repeats > 1 else ''}`",
-             "",
-             "Roofline: training samples/s x the model's FLOPs per sample (dense layers, forward + backward) / "
-             "sgemm FLOP/s. fuxi_like executes fewer: numeric fields enter the first layer of DeepFM's MLP and DCNv2's "
-             "parallel MLP as one column each (value @ (vector @ kernel rows), `MLPBlock.call_fields`), so its roofline by executed FLOPs is "
-             "given beside it.",
-             "",
-             "| data | model | framework | run | preprocess s | train samples/s | peak private MB | test AUC | test logloss "
-             "| roofline | roofline, executed FLOPs |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for ds_name, model, ds, runs, fps, rep in rows:
-        for name, r in runs:
-            roof = r["train_samples_per_s"] * fps / (r["sgemm"] * 1e9)
-            run_roof = r["train_samples_per_s"] * r["flops_run"] / (r["sgemm"] * 1e9)
-            lines.append(f"| {ds_name} ({ds['rows']:,} rows, {ds['epochs']} ep) | {model} | {name} | {rep + 1} | "
-                         f"{r['prep_s']:.1f} | {r['train_samples_per_s']:,.0f} | {r['peak_private_mb']:,.0f} | "
-                         f"{r['test_AUC']:.4f} | {r['test_logloss']:.4f} | {roof:.2f} | {run_roof:.2f} |")
-    lines += ["", "Ratios (fuxi_like / FuxiCTR within each run; targets: throughput >= 2, preprocessing speed-up >= 3, "
-              "memory <= 0.5, |AUC diff| <= 0.002, roofline >= 0.7)"
-              + ("; the median row is over the runs" if args.repeats > 1 else "") + ":", "",
-              "| data | model | run | throughput x | preprocessing x | memory ratio | AUC diff | our roofline "
-              "| our roofline, executed FLOPs |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    import numpy as np
-
-    groups = {}
-    for ds_name, model, ds, runs, fps, rep in rows:
-        fx = runs[-1][1]
-        for name, ours in runs[:-1]:
-            label = model if name == "fuxi_like" else f"{model} ({name.split(', ')[1]})"
-            vals = (ours["train_samples_per_s"] / fx["train_samples_per_s"], fx["prep_s"] / ours["prep_s"],
-                    ours["peak_private_mb"] / fx["peak_private_mb"], ours["test_AUC"] - fx["test_AUC"],
-                    ours["train_samples_per_s"] * fps / (ours["sgemm"] * 1e9),
-                    ours["train_samples_per_s"] * ours["flops_run"] / (ours["sgemm"] * 1e9))
-            groups.setdefault((ds_name, label), []).append(vals)
-            lines.append(f"| {ds_name} | {label} | {rep + 1} | {vals[0]:.2f} | {vals[1]:.2f} | {vals[2]:.2f} | "
-                         f"{vals[3]:+.4f} | {vals[4]:.2f} | {vals[5]:.2f} |")
-    if args.repeats > 1:
-        for (ds_name, label), vals in groups.items():
-            med = np.median(np.array(vals), axis=0)
-            lines.append(f"| {ds_name} | {label} | **median** | **{med[0]:.2f}** | **{med[1]:.2f}** | **{med[2]:.2f}** | "
-                         f"**{med[3]:+.4f}** | **{med[4]:.2f}** | **{med[5]:.2f}** |")
-    lines.append("")
-    atomic_write_text(args.out, "\n".join(lines))
-    print("\n".join(lines))
+    run_id = utc_minute(run_started)
+    command = "python benchmark/peers/run_peers.py " + shlex.join(sys.argv[1:])
+    path = write_results(peer_rows(rows, run_id, command, code_state(), tables.run_source(__file__)), args.results_dir)
+    print(f"wrote {path}: run id {run_id!r} (machine {platform.machine()}, {os.cpu_count()} cores; sgemm "
+          f"{min(sgemms):.1f}-{max(sgemms):.1f} GFLOP/s). Its rows are in runs/peers.csv; to make it peers.md's main "
+          f"run, set \"run\": \"{run_id}\" in benchmark/table_specs/peers.md and rerun python benchmark/tables.py.")
 
 
 if __name__ == "__main__":
