@@ -33,7 +33,7 @@ class SparCode(RetrievalModel):
     def __init__(self, feature_map, model_id="SparCode", query_encoder="sasrec", num_tokens=4, num_subspaces=2,
                  num_codewords=64, commitment_beta=0.25, scorer_hidden_units=(64, 32), num_blocks=1,
                  attention_dropout=0.2, gru_hidden_units=64, sparsity="positive", rho=None, eval_mode="index",
-                 softmax="sampled", scorer="dnn", scorer_heads=2, **kwargs):
+                 softmax="sampled", scorer="dnn", scorer_heads=2, quantize=True, **kwargs):
         super().__init__(feature_map, model_id=model_id, softmax=softmax, **kwargs)
         if softmax != "sampled":
             raise ConfigError("SparCode trains with softmax: sampled (its scores are not dot products)")
@@ -43,6 +43,9 @@ class SparCode(RetrievalModel):
             raise ConfigError(f"SparCode: eval_mode must be one of {EVAL_MODES}, got {eval_mode!r}")
         if scorer not in SCORERS:
             raise ConfigError(f"SparCode: scorer must be one of {SCORERS}, got {scorer!r}")
+        if not quantize and eval_mode == "index":
+            raise ConfigError("SparCode: quantize: false (the all-to-all model, no code bottleneck) has no codes to "
+                              "index; set eval_mode: brute_force")
         self.sparsity, self.rho, self.eval_mode = sparsity, rho, eval_mode
         self.num_tokens = int(num_tokens)
         self.embedding = self.make_embedding(features=[self.item_field, self.history_field])
@@ -63,10 +66,12 @@ class SparCode(RetrievalModel):
                        else SelfAttentionScorer(scorer_hidden_units, int(scorer_heads), name="scorer"))
         self.scorer.build((None, d))
         self.score_bias = self.add_weight(shape=(), name="score_bias", initializer=keras.initializers.Constant(1.0))  # ReLUs start active
-        self.quantize = True
+        # quantize: false trains the paper's all-to-all upper bound: the same encoder, scorer and budget
+        # with the unquantized tokens (no codebooks, no commitment loss), scored by brute force
+        self.quantize = bool(quantize)
 
     def training_callbacks(self, pipeline):
-        return [CodebookCallback(pipeline.dataset("train"))]
+        return [CodebookCallback(pipeline.dataset("train"))] if self.quantize else []
 
     # ------------------------------------------------------------ tokens
     def tokens(self, inputs, training=None):
@@ -126,8 +131,9 @@ class SparCode(RetrievalModel):
         out = super().predict_step(data)
         if isinstance(out, dict):
             x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-            out["codes"] = self.quantizer.codes(self.tokens(x, training=False))
             out["raw"] = self.tokens(x, training=False)
+            if self.quantize:
+                out["codes"] = self.quantizer.codes(out["raw"])
         return out
 
     def build_code_index(self, codes, sparsity=None, rho=None, verbose=0):
