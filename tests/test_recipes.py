@@ -1,6 +1,7 @@
 """Dataset recipes: seeded determinism, the Frappe CTR construction, results CSV safety."""
 
 import multiprocessing as mp
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -67,3 +68,38 @@ def test_concurrent_writers_lose_no_row(tmp_path):
     rows = read_results(path)
     assert len(rows) == 4000 and len({r["expid"] for r in rows}) == 4000
     assert rows[0]["params"] == '{"x": "a,b\\n"}'
+
+
+def _write_recbole(prefix, rows):
+    for split, lines in rows.items():
+        Path(f"{prefix}.{split}.inter").write_text(
+            "user_id:token\titem_id_list:token_seq\titem_id:token\n" + "".join(f"{u}\t{h}\t{t}\n" for u, h, t in lines))
+
+
+def test_recbole_source_rebuilds_the_published_leave_one_out_sequences(tmp_path):
+    """RecBole .inter files (lists cut to a window, training rows in any order) give back each user's sequence,
+    so the valid/test targets written are the files' own; a history that does not fit is an error naming the
+    file and line."""
+    from fuxi_like.datasets.seq_loo import read_recbole
+    from fuxi_like.errors import DataError
+
+    seq = [f"i{k}" for k in range(8)]  # window 3: histories longer than 3 are cut to their last 3 items
+    train = [("u", " ".join(seq[max(0, t - 3):t]), seq[t]) for t in range(1, 6)][::-1]  # reversed file order
+    rows = {"train": train + [("v", "a", "b")], "valid": [("u", " ".join(seq[3:6]), seq[6]), ("v", "a b", "c")],
+            "test": [("u", " ".join(seq[4:7]), seq[7]), ("v", "b c", "d")]}
+    _write_recbole(tmp_path / "X", rows)
+    assert read_recbole(tmp_path / "X") == {"u": seq, "v": ["a", "b", "c", "d"]}
+    rows["test"][0] = ("u", "i4 i9 i6", "i7")
+    _write_recbole(tmp_path / "Y", rows)
+    with pytest.raises(DataError, match=r"Y\.test\.inter: line 2: user 'u'"):
+        read_recbole(tmp_path / "Y")
+
+
+@pytest.mark.skipif(not (SHARED / "amazon_scientific_text").is_dir(), reason="../shared/data/amazon_scientific_text absent")
+def test_recbole_source_on_unisrec_scientific():
+    from fuxi_like.datasets.seq_loo import read_recbole
+
+    seqs = read_recbole(SHARED / "amazon_scientific_text" / "Scientific")
+    # UniSRec (KDD'22) Table 1, Scientific: 8,442 users, 4,385 items, 59,427 interactions
+    assert len(seqs) == 8442 and len({i for s in seqs.values() for i in s}) == 4385
+    assert sum(len(s) for s in seqs.values()) == 59427

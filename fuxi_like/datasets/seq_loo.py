@@ -5,6 +5,12 @@ Sources:
   (the Amazon 5-core / LastFM files of SASRec and S3-Rec, e.g. `amazon_seq/Beauty.txt`);
 - `movielens`: a MovieLens `ratings.csv` (userId, movieId, rating, timestamp); each user's
   ratings sorted by time (ties by movieId); `min_rating` keeps only ratings >= it;
+- `recbole`: RecBole atomic files `<prefix>.{train,valid,test}.inter` (user_id, item_id_list,
+  item_id; the leave-one-out splits UniSRec and later papers publish, e.g.
+  `amazon_scientific_text/Scientific`): each user's whole sequence is rebuilt from them (the
+  training rows in prefix order, those whose history the files cut at 50 items chained by that
+  window, then the valid and the test target), and every row's history is checked against it, so
+  the split written here is the published one;
 - `synthetic`: a seeded Markov-chain generator (each item has a few likely successors),
   so order-aware models have real signal to learn (used by the tests and the demo).
 
@@ -32,7 +38,7 @@ import pandas as pd
 from ..errors import DataError
 from .synthetic_ctr import write_splits
 
-SOURCES = ("user_items", "movielens", "synthetic")
+SOURCES = ("user_items", "movielens", "recbole", "synthetic")
 
 
 def read_user_items(path):
@@ -49,6 +55,64 @@ def read_user_items(path):
                 raise DataError(f"{p}: line {i} has a user but no items: {line.strip()!r}")
             seqs[parts[0]] = parts[1:]
     return seqs
+
+
+def read_recbole(prefix):
+    """{user: [items]} from RecBole `<prefix>.{train,valid,test}.inter` leave-one-out files (see the module doc)."""
+    rows = {}
+    for split in ("train", "valid", "test"):
+        p = Path(f"{prefix}.{split}.inter")
+        if not p.is_file():
+            raise DataError(f"RecBole file not found: {p} (set recipe.source_path to the prefix, e.g. .../Scientific)")
+        with open(p, encoding="utf-8") as f:
+            header = f.readline().rstrip("\n").split("\t")
+            if [h.split(":")[0] for h in header] != ["user_id", "item_id_list", "item_id"]:
+                raise DataError(f"{p}: header must be user_id, item_id_list, item_id (RecBole atomic), got {header}")
+            for i, line in enumerate(f, 2):
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) != 3 or not parts[1].split() or not parts[2]:
+                    raise DataError(f"{p}: line {i}: expected user, a non-empty item list and an item, got {line!r}")
+                rows.setdefault(parts[0], {}).setdefault(split, []).append((parts[1].split(), parts[2], p, i))
+    seqs = {}
+    for user, by in rows.items():
+        if len(by.get("valid", [])) != 1 or len(by.get("test", [])) != 1 or not by.get("train"):
+            raise DataError(f"{prefix}.*.inter: user {user!r} needs training rows and exactly one valid and one test "
+                            f"row (leave-one-out), has {({s: len(v) for s, v in by.items()})}")
+        seqs[user] = _rebuild_sequence(user, by)
+    return seqs
+
+
+def _rebuild_sequence(user, by):
+    """A user's sequence from its RecBole rows: training rows in prefix order (their file order is not), those
+    whose history was cut to the file's window chained by that window, then the valid and the test target."""
+    train = sorted(by["train"], key=lambda r: len(r[0]))
+    window = max(len(r[0]) for r in by["train"] + by["test"])
+    seq = list(train[0][0])
+    pending = {}
+    for hist, target, path, line in train:
+        if len(hist) < window:  # the whole prefix
+            if hist != seq:
+                raise DataError(f"{path}: line {line}: user {user!r}'s history is not the prefix rebuilt from its "
+                                f"shorter rows ({len(hist)} vs {len(seq)} items)")
+            seq.append(target)
+        else:
+            pending.setdefault(tuple(hist), []).append((target, path, line))
+    while pending:
+        nxt = pending.get(tuple(seq[-window:]))
+        if not nxt:
+            _, path, line = next(iter(pending.values()))[0]
+            raise DataError(f"{path}: line {line}: user {user!r}'s training rows do not chain into one sequence "
+                            f"(no row continues the {window} items before position {len(seq)})")
+        target, _, _ = nxt.pop(0)
+        if not nxt:
+            del pending[tuple(seq[-window:])]
+        seq.append(target)
+    for hist, target, path, line in by["valid"] + by["test"]:
+        if hist != seq[-len(hist):]:
+            raise DataError(f"{path}: line {line}: user {user!r}'s history is not the end of the sequence rebuilt "
+                            f"from its training rows")
+        seq.append(target)
+    return seq
 
 
 def read_ratings(path):
@@ -150,6 +214,8 @@ def make(train_path, valid_path, test_path, source="user_items", source_path=Non
         seqs = read_user_items(source_path)
     elif source == "movielens":
         seqs = read_movielens(source_path, min_rating)
+    elif source == "recbole":
+        seqs = read_recbole(source_path)
     else:
         seqs = synthetic_sequences(**(synthetic or {}))
     frames = loo_frames(seqs, max_history=max_history, train_rows=train_rows,
