@@ -56,7 +56,7 @@ def table(results_csv, dataset):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", default="beauty", help="expid suffix: beauty | ml")
+    ap.add_argument("--dataset", default="beauty", help="expid suffix: beauty | ml | scientific")
     ap.add_argument("--models", nargs="*", default=list(MODELS))
     ap.add_argument("--results", default=None,
                     help="results CSV the runs append to (default: benchmark/results/runs/seq_retrieval_<dataset>.csv, "
