@@ -277,21 +277,27 @@ def d_frappe_line(ctx, expid, text):
                        n=len({json.loads(x["params"])["seed"] for x in runs}))
 
 
-def d_results_csv(ctx, metrics, name_col="model", sort_by=None):
-    """One line per fuxi_like results.csv row (the latest per expid): test metrics, best epoch, epochs,
-    s/epoch; sorted by test `sort_by`, best first, when given."""
-    latest = {}
-    for r in ctx["rows"]:
-        latest[r["expid"]] = r
-    runs = list(latest.values())
+def d_results_csv(ctx, metrics, name_col="model", sort_by=None, all_runs=False, expids=None):
+    """One line per fuxi_like results.csv row (the latest per expid, or every run with its time when `all_runs`;
+    only `expids` when given): test metrics, best epoch, epochs, s/epoch; sorted by test `sort_by`, best first."""
+    rows = [r for r in ctx["rows"] if expids is None or r["expid"] in expids]
+    if all_runs:
+        runs = list(rows)
+    else:
+        latest = {}
+        for r in rows:
+            latest[r["expid"]] = r
+        runs = list(latest.values())
     if sort_by:
         runs.sort(key=lambda r: -parse_metrics(r["test"]).get(sort_by, 0))
     out = []
     for r in runs:
         t = parse_metrics(r["test"])
-        out.append([r[name_col]] + [f"{t[m]:.4f}" for m in metrics]
+        out.append(([r["time"], str(json.loads(r["params"]).get("seed"))] if all_runs else []) + [r[name_col]]
+                   + [f"{t[m]:.4f}" for m in metrics]
                    + [r["best_epoch"], r["epochs_run"], f"{float(r['seconds_per_epoch']):.1f}"])
-    return table_md(["model"] + [f"test {m}" for m in metrics] + ["best epoch", "epochs", "s/epoch"], out)
+    head = ["model"] + [f"test {m}" for m in metrics] + ["best epoch", "epochs", "s/epoch"]
+    return table_md((["run (time)", "seed"] if all_runs else []) + head, out)
 
 
 def d_seeds_mean(ctx, cols, mean_spec, label="mean ± std", latest=False):
