@@ -277,10 +277,12 @@ def d_frappe_line(ctx, expid, text):
                        n=len({json.loads(x["params"])["seed"] for x in runs}))
 
 
-def d_results_csv(ctx, metrics, name_col="model", sort_by=None, all_runs=False, expids=None):
+def d_results_csv(ctx, metrics, name_col="model", sort_by=None, all_runs=False, expids=None, seed=None):
     """One line per fuxi_like results.csv row (the latest per expid, or every run with its time when `all_runs`;
-    only `expids` when given): test metrics, best epoch, epochs, s/epoch; sorted by test `sort_by`, best first."""
-    rows = [r for r in ctx["rows"] if expids is None or r["expid"] in expids]
+    only `expids` / runs of `seed` when given): test metrics, best epoch, epochs, s/epoch; sorted by test
+    `sort_by`, best first."""
+    rows = [r for r in ctx["rows"] if (expids is None or r["expid"] in expids)
+            and (seed is None or json.loads(r["params"]).get("seed") == seed)]
     if all_runs:
         runs = list(rows)
     else:
