@@ -25,7 +25,7 @@ PUBLISHED = {
               "negative per position; the SASRec paper itself reports a 100-negative protocol). SASRec here is "
               "trained with a sampled softmax (1,000 uniform negatives at every position), the loss later work "
               "found much stronger than BCE for SASRec; its figures above that range are consistent with those "
-              "reports. Protocol: leave-one-out, full ranking over the training catalogue: the 12,066 items of the training vocabulary (of 12,101 in the data; item ids seen in training, PAD and OOV excluded); a test target outside it (141 of 22,363 test users) can never be retrieved and counts as a miss, the user's history removed "
+              "reports. Protocol: leave-one-out, full ranking over the training catalogue: the 12,066 items of the training vocabulary (of 12,101 in the data; item ids seen in training, PAD and OOV excluded); a test target outside it (141 of 22,363 test users) can never be retrieved and counts as a miss (`python benchmark/diagnostics/catalogues.py`), the user's history removed "
               "from the ranked list, best epoch by valid NDCG@10. With one held-out item per user, Recall@k equals "
               "HR@k (Recall@10 = the HR@10 column).\n\nRuns of 2026-11-29, one seed each, measured "
               "while other training jobs shared the 2 cores (seconds per epoch are indicative only). GRU4Rec "
