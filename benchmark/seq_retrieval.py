@@ -2,6 +2,7 @@
 """Sequential retrieval benchmark: SASRec, GRU4Rec, YoutubeDNN, DSSM on one leave-one-out set.
 
     python benchmark/seq_retrieval.py --dataset beauty            # trains the four, one after another
+    python benchmark/seq_retrieval.py --dataset beauty --models GRU4Rec --seeds 2024 2025 2026   # more seeds
     python benchmark/seq_retrieval.py --dataset beauty --table-only   # regenerate the table from the runs CSV
 
 Each model runs its `<Model>_<dataset>` expid from its zoo folder (full ranking over all
@@ -58,6 +59,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="beauty", help="expid suffix: beauty | ml | scientific")
     ap.add_argument("--models", nargs="*", default=list(MODELS))
+    ap.add_argument("--seeds", nargs="*", type=int, default=None,
+                    help="run each model once per seed (run_expid.py --seed); default: the expid's own seed")
     ap.add_argument("--results", default=None,
                     help="results CSV the runs append to (default: benchmark/results/runs/seq_retrieval_<dataset>.csv, "
                          "from which `benchmark/tables.py` generates the table)")
@@ -68,10 +71,12 @@ def main(argv=None):
     if not args.table_only:
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
         for m in args.models:
-            t0 = time.time()
-            r = subprocess.run([sys.executable, "run_expid.py", "--expid", f"{m}_{args.dataset}", "--results",
-                                args.results], cwd=ROOT / "model_zoo" / m, env=env)
-            print(f"{m}: exit {r.returncode} in {time.time() - t0:.0f}s", flush=True)
+            for seed in args.seeds or [None]:
+                t0 = time.time()
+                cmd = [sys.executable, "run_expid.py", "--expid", f"{m}_{args.dataset}", "--results", args.results]
+                r = subprocess.run(cmd + ([] if seed is None else ["--seed", str(seed)]), cwd=ROOT / "model_zoo" / m,
+                                   env=env)
+                print(f"{m} seed {seed or 'default'}: exit {r.returncode} in {time.time() - t0:.0f}s", flush=True)
     sys.path.insert(0, str(ROOT / "benchmark"))
     import tables
 

@@ -207,11 +207,17 @@ class Experiment:
         return self.spec.params
 
 
-def prepare_experiment(config_dir, expid, model_dir=None, model_modules=None):
+def prepare_experiment(config_dir, expid, model_dir=None, model_modules=None, overrides=None):
     """Load and validate `expid` of `config_dir` (model class from `<model_dir or config's parent>/src`
-    unless `model_modules` are given); nothing is built yet."""
+    unless `model_modules` are given); nothing is built yet. `overrides` ({key: value}, e.g. from
+    `run_expid.py --seed 2025 --set epochs=3`) replace the expid's values before validation, so an
+    unknown key or a wrong type is the same error as in the YAML; they change the run's hash."""
     config_dir = Path(config_dir).resolve()
     raw = load_model_config(config_dir, expid)
+    for k, v in (overrides or {}).items():
+        if k in ("expid", "config_file", "model"):
+            raise ConfigError(f"{raw['config_file']}: {expid}: '{k}' cannot be overridden from the command line")
+        raw[k] = v
     folder = Path(model_dir or config_dir.parent)
     if model_modules is None:
         model_modules = [load_model_module(folder)]

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import tensorflow as tf
+import yaml
 
 from .config import resolve_path
 from .distribute import configure_logical_cpus, make_strategy
@@ -24,16 +25,19 @@ log = logging.getLogger("fuxi_like")
 
 
 def run_expid(config_dir, expid, gpu=-1, results_file=None, model_modules=None, rebuild_dataset=False,
-              model_dir=None):
+              model_dir=None, overrides=None):
     """Run one experiment end to end; return a dict with valid/test metrics.
 
     config_dir: the model folder's `config/` directory.
     model_modules: modules to search for the model class (default: `<model_dir or model folder>/src`).
     model_dir: a model folder whose `src/` holds the class, when `config_dir` is elsewhere (sweeps).
     results_file: CSV to append the result row to (default `<model folder>/results.csv`).
+    overrides: {key: value} replacing the expid's values (`--seed`, `--set KEY=VALUE`); the results row's
+    params show them.
     """
     t_start = time.time()
-    spec = prepare_experiment(config_dir, expid, model_dir=model_dir, model_modules=model_modules)
+    spec = prepare_experiment(config_dir, expid, model_dir=model_dir, model_modules=model_modules,
+                              overrides=overrides)
     params, run_dir = spec.params, spec.run_dir
     model_root = Path(resolve_path(params["model_root"], run_dir)) / params["dataset_id"]
     setup_logging(str(model_root / f"{expid}.log"), params["verbose"])
@@ -122,6 +126,20 @@ def load_trained(config_dir, expid, model_dir=None, gpu=-1):
             "run_hash": run_hash, "finished": finished}
 
 
+def parse_overrides(items):
+    """`["epochs=3", "hidden_units=[64, 32]"]` -> {"epochs": 3, "hidden_units": [64, 32]} (values as YAML)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({e.__class__.__name__})") from None
+    return out
+
+
 def cli(argv=None, default_expid=None, default_config="./config/"):
     """The command line of every model folder's `run_expid.py` (call through `fuxi_like.cli.run_expid_main`,
     which applies the TensorFlow process settings before this module imports TensorFlow)."""
@@ -134,10 +152,17 @@ def cli(argv=None, default_expid=None, default_config="./config/"):
     parser.add_argument("--results", default=None, help="results CSV (default: <model folder>/results.csv)")
     parser.add_argument("--rebuild_dataset", action="store_true", help="rebuild the processed data cache")
     parser.add_argument("--model_dir", default=None, help="model folder with src/ (default: the config's parent)")
+    parser.add_argument("--seed", type=int, default=None, help="run with this seed instead of the expid's")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one key of the expid (value read as YAML: --set epochs=3 --set "
+                             "net_dropout=0.1 --set 'hidden_units=[64, 32]'); repeatable")
     args = parser.parse_args(argv)
     try:
+        overrides = parse_overrides(args.set)
+        if args.seed is not None:
+            overrides["seed"] = args.seed
         out = run_expid(args.config, args.expid, args.gpu, args.results, rebuild_dataset=args.rebuild_dataset,
-                        model_dir=args.model_dir)
+                        model_dir=args.model_dir, overrides=overrides)
     except ConfigError as e:
         print(f"Config error: {e}", file=sys.stderr)
         return 2
@@ -149,4 +174,4 @@ def cli(argv=None, default_expid=None, default_config="./config/"):
     return 0
 
 
-__all__ = ["run_expid", "load_trained", "cli"]
+__all__ = ["run_expid", "load_trained", "cli", "parse_overrides"]
