@@ -137,6 +137,7 @@ _ENTRIES = [
         standin=("config.json", "model.safetensors|model.weights.h5",
                  "vocab.txt|tokenizer.json|assets/tokenizer/vocabulary.txt"),
         main="model.safetensors|model.weights.h5",
+        loader="fuxi_like.pretrained.text:SentenceEncoder.from_preset",
         checked="keras_hub BertBackbone.from_preset(<dir>) loads it; cos('man eating food', 'man eating bread') 0.76",
     ),
     WeightSet(
@@ -166,7 +167,7 @@ _ENTRIES = [
         wheel_bytes=13136968,
         standin=("*.pth",),
         main="*.pth",
-        loader="fuxi_like.pretrained.torch_pickle:load_state_dict",
+        loader="fuxi_like.pretrained.image:MobileNetV2Encoder.from_preset",
         checked="314 tensors read without torch (features.0.0.weight [32,3,3,3], classifier.1.weight [1000,1280]); "
                 "ImageNet labels on fashion_products (pretrained_weights.md)",
     ),
@@ -218,6 +219,7 @@ _ENTRIES = [
         fmt="ONNX int8 inside a zip (model.onnx + model.data) + class-map CSV",
         wheel_bytes=7090619,
         standin=("*.onnx.zip|*.onnx", "yamnet_class_map.csv"),
+        loader="fuxi_like.pretrained.audio:YAMNetEncoder.from_preset",
         checked="onnxruntime: knock->Knock, laugh->Laughter, cough->Cough on env_sounds",
     ),
     WeightSet(
@@ -262,6 +264,7 @@ _ENTRIES = [
         wheel_bytes=92871040,
         standin=("*.gguf",),
         main="*.gguf",
+        loader="fuxi_like.pretrained.llm:CausalLanguageModel.from_preset",
         checked="dequantised with the gguf package: coherent greedy text",
     ),
     WeightSet(
