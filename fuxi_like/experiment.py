@@ -16,24 +16,26 @@ import copy
 import importlib.util
 import inspect
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import check_type, load_dataset_config, read_yaml
+from .config import check_type, load_dataset_config, read_yaml, resolve_path
 from .data.build_dataset import build_dataset, load_feature_map
 from .data.tf_dataset import InputPipeline
 from .errors import ConfigError, closest, unknown_key_error
 from .io_utils import stable_hash
 from .metrics import metric_label, monitor_metrics, needs_groups
 from .models import BaseModel
+from .pretrained.fetch import ENV_CACHE
 from .retrieval.evaluation import check_retrieval_metrics
 from .training.optimizers import OPTIMIZERS
 from .training.params import RUNNER_KEYS, training_params
 from .utils import seed_everything
 
 log = logging.getLogger("fuxi_like")
-NOT_HASHED = ("verbose", "resume", "config_file", "expid", "model_root", "deterministic")
+NOT_HASHED = ("verbose", "resume", "config_file", "expid", "model_root", "deterministic", "weights_cache")
 
 
 # ------------------------------------------------------------------ model folders
@@ -236,6 +238,8 @@ def build_experiment(spec, rebuild_dataset=False, strategy=None, shard=None, ada
     built. `adapt=False` skips the model's `adapt` hook (for weights that will be loaded)."""
     params = spec.params
     where = f"{params['config_file']}: {spec.expid}"
+    if params["weights_cache"]:  # the config key of the pretrained weights cache: this process's default
+        os.environ[ENV_CACHE] = str(resolve_path(params["weights_cache"], spec.run_dir))
     data_dir = build_dataset(spec.data_cfg, rebuild=rebuild_dataset, recipes=spec.recipes)
     fmap = load_feature_map(data_dir).with_overrides(params["feature_specs"], params["use_features"], where=where)
     if params["group_id"]:

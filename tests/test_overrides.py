@@ -28,3 +28,18 @@ def test_overrides_replace_values_and_are_validated():
         prepare_experiment(CONFIG, "DeepFM_test", overrides={"epochs": "many"})
     with pytest.raises(ConfigError, match="cannot be overridden"):
         prepare_experiment(CONFIG, "DeepFM_test", overrides={"model": "DNN"})
+
+
+def test_weights_cache_key_sets_the_cache_for_the_run(tmp_path, monkeypatch):
+    """The `weights_cache` config key points fuxi_like.pretrained at a cache (relative to the model folder); it is
+    not part of the run's hash (the cached files are sha256-checked wherever they are)."""
+    from fuxi_like.experiment import build_experiment
+    from fuxi_like.pretrained import fetch as fetch_mod
+
+    monkeypatch.delenv(fetch_mod.ENV_CACHE, raising=False)
+    plain = build_experiment(prepare_experiment(CONFIG, "DeepFM_test", overrides={"epochs": 1}))
+    assert fetch_mod.ENV_CACHE not in __import__("os").environ
+    exp = build_experiment(prepare_experiment(CONFIG, "DeepFM_test",
+                                              overrides={"epochs": 1, "weights_cache": str(tmp_path / "w")}))
+    assert fetch_mod.default_cache_dir() == tmp_path / "w"
+    assert exp.run_hash == plain.run_hash

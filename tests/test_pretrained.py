@@ -430,3 +430,17 @@ def test_glove_nearest_neighbours_and_embedding_matrix(real_cache):
     assert g.coverage(vocab) == 0.5
     with pytest.raises(ConfigError, match="oov must be"):
         g.embedding_matrix(vocab, oov="mean")
+
+
+def test_every_loader_names_a_callable():
+    """The `loader` of each entry resolves (module imported, attribute path followed) to something callable."""
+    import importlib
+
+    for name, entry in WEIGHTS.items():
+        if not entry.loader:
+            continue
+        module, _, attr = entry.loader.partition(":")
+        obj = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        assert callable(obj), (name, entry.loader)

@@ -43,6 +43,9 @@ RUNNER_KEYS = {
     "logical_cpus": ((int, type(None)), None),
     "feature_specs": ((list, type(None)), None),
     "use_features": ((list, type(None)), None),
+    # where pretrained weights are cached (fuxi_like.pretrained): a path relative to the model folder, or null for
+    # $FUXI_LIKE_WEIGHTS, else ~/.cache/fuxi_like/weights; not in the run's hash (the files are sha256-checked)
+    "weights_cache": ((str, type(None)), None),
 }
 
 
