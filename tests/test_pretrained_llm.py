@@ -30,7 +30,9 @@ def gguf_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def lm(gguf_path):
-    return llm_mod.CausalLanguageModel.from_gguf(gguf_path)
+    # without XLA here: ~15 s of tracing per shape instead of ~30 s of compiling; benchmark/encoders.py checks that the
+    # XLA-compiled default decodes the same tokens as uncached greedy decoding
+    return llm_mod.CausalLanguageModel.from_gguf(gguf_path, jit_compile=False)
 
 
 def _rms(x, w, eps):

@@ -252,7 +252,7 @@ class CausalLanguageModel:
     differentiable with respect to the embeddings whether or not the LLM's weights are frozen.
     """
 
-    def __init__(self, backbone, tokenizer, config, chat_template=None, source=None):
+    def __init__(self, backbone, tokenizer, config, chat_template=None, source=None, jit_compile=True):
         hub = _require("keras_hub")
         self.backbone = backbone
         self.tokenizer = tokenizer
@@ -261,29 +261,32 @@ class CausalLanguageModel:
         self.source = source
         self.causal_lm = hub.models.Llama3CausalLM(backbone=backbone, preprocessor=None)
         self._step_fn = None
-        self.jit_compile = False  # XLA: see benchmark/encoders.py for the measured choice
+        # XLA for the decode step: 22 vs 15 new tokens/s at batch 1 on 2 CPU cores, for ~30 s of compilation per
+        # new (batch, cache bucket) shape (benchmark/encoders.py); False traces in ~15 s and decodes slower
+        self.jit_compile = jit_compile
         self.stop_token_ids = tuple(i for i in (tokenizer.token_to_id("<|im_end|>"),
                                                 tokenizer.token_to_id("<|endoftext|>")) if i is not None)
 
     @classmethod
-    def from_gguf(cls, path, dtype="float32"):
+    def from_gguf(cls, path, dtype="float32", jit_compile=True):
         cfg, tensors, reader = read_gguf(path)
         tokenizer = build_tokenizer(reader)
         backbone = build_backbone(cfg, tensors, dtype=dtype)
         return cls(backbone, tokenizer, cfg, chat_template=_field(reader, "tokenizer.chat_template"),
-                   source=str(path))
+                   source=str(path), jit_compile=jit_compile)
 
     @classmethod
-    def from_preset(cls, preset=DEFAULT_PRESET, cache_dir=None, local_dir=None, dtype="float32"):
-        """An entry name (fetched and verified on first use), a directory holding one `*.gguf`, or a `.gguf` path."""
+    def from_preset(cls, preset=DEFAULT_PRESET, cache_dir=None, local_dir=None, dtype="float32", jit_compile=True):
+        """An entry name (fetched and verified on first use), a directory holding one `*.gguf`, or a `.gguf` path.
+        `jit_compile`: XLA for the decode step (faster decoding, slower first call per shape)."""
         p = Path(str(preset))
         if p.suffix == ".gguf" and p.is_file():
-            return cls.from_gguf(p, dtype=dtype)
+            return cls.from_gguf(p, dtype=dtype, jit_compile=jit_compile)
         if p.is_dir():
             local_dir = p
             preset = DEFAULT_PRESET
         return cls.from_gguf(fetch_mod.weights_file(preset, "*.gguf", cache_dir=cache_dir, local_dir=local_dir),
-                             dtype=dtype)
+                             dtype=dtype, jit_compile=jit_compile)
 
     # --- text <-> ids ---
     def encode(self, text):
