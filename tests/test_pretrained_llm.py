@@ -116,7 +116,7 @@ def test_tokenizer_matches_smollm_conventions(lm):
 
 def test_cached_generation_equals_uncached_greedy_and_answers(lm):
     a = lm.encode(lm.chat_prompt("What is the capital of France?"))
-    b = lm.encode(lm.chat_prompt("Name a fruit that is yellow."))
+    b = lm.encode(lm.chat_prompt("Name one yellow fruit that grows on trees in warm countries."))
     batch = lm.generate_ids([a, b], max_new_tokens=8)
     assert len(a) != len(b)
     assert batch[0] == lm.greedy_uncached(a, 8)  # rows of unequal length, run together
