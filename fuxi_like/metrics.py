@@ -5,7 +5,10 @@ Grouped (need a `group_id` meta feature; rows of one group = one list to rank):
 `gAUC` (impression-weighted AUC over groups with both classes, as in DIN),
 `avgAUC` (unweighted mean over those groups, as in MIND), `MRR`, `NDCG@k`,
 `HR@k` (1 if any positive in the top k), `Recall@k` (share of a group's positives
-in its top k). Groups without a positive are skipped by the ranking metrics.
+in its top k), `LRAP` (label ranking average precision per group, averaged over groups: what GreenRec's and
+Legommenders' code reports under the name "MRR", sklearn's `label_ranking_average_precision_score`, ties counted
+as sklearn counts them; it equals MRR only when a group has one positive and no ties).
+Groups without a positive are skipped by the ranking metrics.
 Names are case-insensitive; `NDCG(k=5)` (FuxiCTR style) is accepted for `NDCG@5`.
 """
 
@@ -16,9 +19,9 @@ import numpy as np
 from .errors import ConfigError, closest
 
 GLOBAL = ("auc", "logloss")
-GROUPED = ("gauc", "avgauc", "mrr", "ndcg", "hr", "recall")
+GROUPED = ("gauc", "avgauc", "mrr", "ndcg", "hr", "recall", "lrap")
 CANONICAL = {"auc": "AUC", "logloss": "logloss", "gauc": "gAUC", "avgauc": "avgAUC", "mrr": "MRR",
-             "ndcg": "NDCG", "hr": "HR", "recall": "Recall"}
+             "ndcg": "NDCG", "hr": "HR", "recall": "Recall", "lrap": "LRAP"}
 
 
 def parse_metric(name):
@@ -34,7 +37,7 @@ def parse_metric(name):
         for low, canon in CANONICAL.items():
             hint = hint.replace(f"'{low}'", f"'{canon}'")
         raise ConfigError(f"unknown metric '{name}'{hint}. "
-                          f"Known: AUC, logloss, gAUC, avgAUC, MRR, NDCG@k, HR@k, Recall@k")
+                          f"Known: AUC, logloss, gAUC, avgAUC, MRR, LRAP, NDCG@k, HR@k, Recall@k")
     if base in ("ndcg", "hr", "recall") and k is None:
         raise ConfigError(f"metric '{name}' needs a cutoff, e.g. {CANONICAL[base]}@10")
     return base, (int(k) if k else None)
@@ -123,7 +126,28 @@ def _ranked_relevance(y_true, y_pred, group_id):
     return out
 
 
+def lrap(y_true, y_pred, group_id):
+    """Mean over groups with a positive of sklearn's LRAP: for each positive i, |positives scored >= s_i| /
+    |items scored >= s_i|, averaged over the group's positives."""
+    y = (np.asarray(y_true).ravel() > 0.5)
+    p = np.asarray(y_pred, dtype=np.float64).ravel()
+    order, starts, ends = _groups(group_id)
+    vals = []
+    for s, e in zip(starts, ends):
+        idx = order[s:e]
+        yy, pp = y[idx], p[idx]
+        if not yy.any():
+            continue
+        pos = pp[yy]
+        rank = (pp[None, :] >= pos[:, None]).sum(axis=1)
+        hits = (pos[None, :] >= pos[:, None]).sum(axis=1)
+        vals.append(float(np.mean(hits / rank)))
+    return float(np.mean(vals)) if vals else float("nan")
+
+
 def ranking_metric(base, k, y_true, y_pred, group_id):
+    if base == "lrap":
+        return lrap(y_true, y_pred, group_id)
     rels = _ranked_relevance(y_true, y_pred, group_id)
     if not rels:
         return float("nan")

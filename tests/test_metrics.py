@@ -70,3 +70,18 @@ def test_monitor_weighted_sum_and_errors():
         parse_metric("NDCG")
     with pytest.raises(ConfigError, match="needs a group_id"):
         evaluate_metrics([1, 0], [0.5, 0.2], ["gAUC"])
+
+
+def test_lrap_is_sklearns_label_ranking_average_precision_per_group():
+    """Hand-computed: group 1 scores [0.9, 0.8, 0.7, 0.1] labels [0, 1, 0, 1]: positives at ranks 2 and 4 ->
+    (1/2 + 2/4) / 2 = 0.5; group 2 one positive at rank 1 -> 1; group 3 no positive: skipped; a tie (group 4:
+    the positive tied with a negative at the top) counts both as ranked at or above it -> 1/2."""
+    from fuxi_like.metrics import evaluate_metrics
+
+    y = [0, 1, 0, 1, 1, 0, 0, 0, 1, 0]
+    p = [0.9, 0.8, 0.7, 0.1, 0.6, 0.2, 0.5, 0.4, 0.3, 0.3]
+    g = [1, 1, 1, 1, 2, 2, 3, 3, 4, 4]
+    out = evaluate_metrics(y, p, ["LRAP", "MRR"], group_id=g)
+    assert abs(out["LRAP"] - (0.5 + 1.0 + 0.5) / 3) < 1e-12
+    # MRR (first positive's reciprocal rank): 1/2, 1, and 1 for the tie (stable order keeps the positive first)
+    assert abs(out["MRR"] - (0.5 + 1.0 + 1.0) / 3) < 1e-12
