@@ -1,0 +1,3 @@
+from .GreenRec import GreenRec
+
+__all__ = ["GreenRec"]
