@@ -62,6 +62,7 @@ FEATURE_KEYS = {
     "embedding_dim": ((int, type(None)), None),
     "share_embedding": ((str, type(None)), None),
     "pretrained_emb": ((str, type(None)), None),
+    "vocab_keys": ((str, type(None)), None),
     "pretrain_usage": ((str,), "init"),
     "pretrain_dim": ((int, type(None)), None),
     "freeze_emb": ((bool,), True),
@@ -314,6 +315,9 @@ def load_dataset_config(config_dir, dataset_id):
     for f in cfg["feature_cols"]:
         if f["pretrained_emb"]:
             f["pretrained_emb"] = resolve_path(f["pretrained_emb"], base)
+        if f["vocab_keys"] and ":" in f["vocab_keys"]:  # <csv file>:<column>: resolve the file
+            file, _, col = f["vocab_keys"].rpartition(":")
+            f["vocab_keys"] = f"{resolve_path(file, base)}:{col}"
     cfg["label_col"] = expand_labels(cfg["label_col"], where)
     if cfg["recipe"] is not None:
         rec = dict(cfg["recipe"])

@@ -38,7 +38,7 @@ log = logging.getLogger("fuxi_like")
 
 # Feature keys added after FORMAT_VERSION 1: left out of the fingerprint at their default, so
 # caches built before they existed stay valid (a non-default value changes the fingerprint).
-LATER_FEATURE_DEFAULTS = {"truncate": "pre"}
+LATER_FEATURE_DEFAULTS = {"truncate": "pre", "vocab_keys": None}
 
 
 def _feature_spec(f):

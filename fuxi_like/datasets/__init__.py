@@ -18,10 +18,10 @@ from pathlib import Path
 
 from ..errors import ConfigError, closest, unknown_key_error
 from ..io_utils import atomic_write_text, file_lock
-from . import frappe, movielens_tag, seq_loo, synthetic_ctr
+from . import content_rec, frappe, movielens_tag, seq_loo, synthetic_ctr
 
 RECIPES = {"synthetic_ctr": synthetic_ctr.make, "frappe": frappe.make, "seq_loo": seq_loo.make,
-           "movielens_tag": movielens_tag.make}
+           "movielens_tag": movielens_tag.make, "content_rec": content_rec.make}
 log = logging.getLogger("fuxi_like")
 
 

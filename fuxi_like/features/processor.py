@@ -19,6 +19,12 @@ Types:
 - embedding: a dense float vector of size `pretrain_dim` per row.
 Any categorical/sequence feature may have `pretrained_emb` (a key/value file); its
 keys extend the vocab and the vectors are saved aligned to the ids.
+Any categorical/sequence feature may have `vocab_keys: <csv file>:<column>` (the file
+relative like other paths): the column's keys not in the fitted vocabulary get ids after
+the training keys (and after `pretrained_emb` keys), in file order, so the ids of training
+keys do not change; keys in the file get an id even below `min_categr_count`. For items that
+occur only in valid/test (cold items) whose side data (e.g. text) a model must look up. On a
+feature that shares another's embedding it extends the owner's vocabulary.
 """
 
 import logging
@@ -124,6 +130,9 @@ class FeatureProcessor:
                     f"{cfg['config_file']}: feature '{f['name']}' shares '{owner}', which itself "
                     f"shares '{self.features[owner]['share_embedding']}'; point to the table owner directly"
                 )
+            if f.get("vocab_keys") and f["type"] not in ("categorical", "sequence"):
+                raise ConfigError(f"{cfg['config_file']}: feature '{f['name']}' has vocab_keys but is "
+                                  f"{f['type']}, not categorical/sequence")
             if owner and self.features[owner]["type"] not in ("categorical", "sequence"):
                 raise ConfigError(
                     f"{cfg['config_file']}: feature '{f['name']}' shares '{owner}', "
@@ -256,6 +265,10 @@ class FeatureProcessor:
                 col = self._numeric(train_df, f, path)
                 if f["normalizer"]:
                     self.normalizers[name] = fit_normalizer(f["normalizer"], col)
+        for name, f in self.features.items():
+            if f.get("vocab_keys"):
+                owner = f["share_embedding"] or name
+                self.vocabs[owner] = self._extend_vocab(self.vocabs[owner], f["vocab_keys"], name)
         for owner, (keys, vecs, f) in extra.items():
             vocab = self.vocabs[owner]
             mat = np.zeros((vocab.size, vecs.shape[1]), dtype=np.float32)
@@ -264,6 +277,25 @@ class FeatureProcessor:
             mat[ids[ok]] = vecs[ok]
             self.pretrained[owner] = mat
         return self
+
+    def _extend_vocab(self, vocab, spec, name):
+        """`vocab` + the keys of `vocab_keys` (`<csv file>:<column>`) it lacks, in file order."""
+        where = f"{self.cfg['config_file']}: feature '{name}'"
+        path, sep, col = str(spec).rpartition(":")
+        if not sep or not path or not col:
+            raise ConfigError(f"{where}: vocab_keys must be '<csv file>:<column>', got {spec!r}")
+        if not Path(path).is_file():
+            raise DataError(f"{where}: vocab_keys file not found: {path}")
+        try:
+            _check_columns(path, [col], list(pd.read_csv(path, nrows=0).columns))
+            keys = pd.read_csv(path, usecols=[col], dtype=str, keep_default_na=False)[col]
+        except (pd.errors.ParserError, UnicodeDecodeError, OSError) as e:
+            raise DataError(f"{path}: cannot read as csv: {e}") from None
+        known = set(vocab.tokens)
+        new = [k for k in dict.fromkeys(keys.tolist()) if k != "" and k not in known]
+        log.info("Feature '%s': %d key(s) of %s not in the fitted vocabulary (%d tokens) get ids after it",
+                 name, len(new), spec, len(vocab.tokens))
+        return Vocab(vocab.tokens + new) if new else vocab
 
     def _numeric(self, df, f, path):
         col = self._column(df, f)
