@@ -83,3 +83,24 @@ def test_table_feeds_pretrained_embedding_feature(tmp_path):
     for i, k in enumerate(("10", "20", "30")):  # "30" is in the table only: it still gets an id and its vector
         np.testing.assert_array_equal(mat[vocab[k]], table.values[i])
     assert fmap.features["item"]["pretrain_dim"] == 5
+
+
+def test_long_texts_and_text_encoders_never_touch_the_filesystem(tmp_path):
+    """A text encoder's inputs are texts even when one names a file; a very long text is no path."""
+    from fuxi_like.pretrained.encode import fingerprint
+
+    class TextEncoder:
+        weights = []
+
+        def encode_texts(self, texts, batch_size=64):
+            return np.ones((len(texts), 2), np.float32)
+
+    f = tmp_path / "a.txt"
+    f.write_text("content")
+    long_text = "word " * 5000
+    fp1, _ = fingerprint(TextEncoder(), ["a", "b"], [str(f), long_text])
+    f.write_text("other content")  # the file's bytes are not part of a text encoder's fingerprint
+    fp2, _ = fingerprint(TextEncoder(), ["a", "b"], [str(f), long_text])
+    assert fp1 == fp2
+    table = encode_items(TextEncoder(), {"a": long_text}, tmp_path / "t.npz", verbose=False)
+    assert table.values.shape == (1, 2)

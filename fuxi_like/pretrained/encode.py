@@ -64,8 +64,19 @@ def weights_hash(model):
     return h.hexdigest()
 
 
-def _input_bytes(x, where):
-    if isinstance(x, (str, Path)) and Path(x).is_file():
+def _is_file(x):
+    try:
+        return Path(x).is_file()
+    except (OSError, ValueError):  # a long text or one with NUL is not a path
+        return False
+
+
+def _input_bytes(x, where, texts=False):
+    """What of an input goes into the fingerprint: a text's UTF-8 (always, for a text encoder), a file's bytes
+    (a Path, or a string naming an existing file), an array's dtype, shape and bytes."""
+    if isinstance(x, Path) or (isinstance(x, str) and not texts and _is_file(x)):
+        if not _is_file(x):
+            raise DataError(f"{where}: file not found: {x}")
         return b"file:" + Path(x).read_bytes()
     if isinstance(x, str):
         return b"text:" + x.encode("utf-8")
@@ -109,9 +120,10 @@ def fingerprint(encoder, keys, inputs, options=None, name=None):
              "options": {k: repr(v) for k, v in sorted((options or {}).items())},
              "n_items": len(keys)}
     h.update(json.dumps(parts, sort_keys=True).encode())
+    texts = hasattr(encoder, "encode_texts")
     for k, x in zip(keys, inputs):
         h.update(b"\0key:" + str(k).encode("utf-8") + b"\0")
-        h.update(hashlib.sha256(_input_bytes(x, f"item {k!r}")).digest())
+        h.update(hashlib.sha256(_input_bytes(x, f"item {k!r}", texts)).digest())
     return h.hexdigest(), parts
 
 
