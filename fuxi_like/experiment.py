@@ -35,7 +35,8 @@ from .training.params import RUNNER_KEYS, training_params
 from .utils import seed_everything
 
 log = logging.getLogger("fuxi_like")
-NOT_HASHED = ("verbose", "resume", "config_file", "expid", "model_root", "deterministic", "weights_cache")
+NOT_HASHED = ("verbose", "resume", "config_file", "expid", "model_root", "deterministic", "weights_cache",
+              "energy_tracking", "energy_tracking_mode", "carbon_country", "carbon_intensity")
 
 
 # ------------------------------------------------------------------ model folders

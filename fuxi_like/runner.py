@@ -18,6 +18,7 @@ from .errors import ConfigError, DataError
 from .experiment import build_experiment, prepare_experiment
 from .results import append_result, read_results
 from .training import fit_model
+from .training.green import ENERGY_COLUMNS, EnergyTracker, append_row, energy_row
 from .training.trainer import build_for_training
 from .utils import setup_device, setup_logging
 
@@ -39,6 +40,8 @@ def run_expid(config_dir, expid, gpu=-1, results_file=None, model_modules=None, 
     spec = prepare_experiment(config_dir, expid, model_dir=model_dir, model_modules=model_modules,
                               overrides=overrides)
     params, run_dir = spec.params, spec.run_dir
+    # energy/carbon accounting (the `green` extra): checked here, before any data is built
+    energy = EnergyTracker.from_params(params, gpu) if params["energy_tracking"] else None
     model_root = Path(resolve_path(params["model_root"], run_dir)) / params["dataset_id"]
     setup_logging(str(model_root / f"{expid}.log"), params["verbose"])
     device = setup_device(gpu)
@@ -56,22 +59,28 @@ def run_expid(config_dir, expid, gpu=-1, results_file=None, model_modules=None, 
     exp = build_experiment(spec, rebuild_dataset=rebuild_dataset, strategy=strategy,
                            shard=(dist["num_workers"], dist["worker_index"]) if dist["num_workers"] > 1 else None)
     model, pipeline, run_hash, group_id = exp.model, exp.pipeline, exp.run_hash, params["group_id"]
-    with strategy.scope() if strategy else contextlib.nullcontext():
-        if params["distribute"] == "multi_worker":
-            # Keras 3.15's pre-fit symbolic build reduces a data batch across workers and fails on
-            # PerReplica ids; the model is built eagerly by fit_model instead, and fit runs inside
-            # strategy.scope(), so training is still distributed by this strategy.
-            model._distribute_strategy = None
-        state = fit_model(model, pipeline, params, model_root / expid, run_hash=run_hash, group_id=group_id,
-                          callbacks=model.training_callbacks(pipeline))
-    log.info("Trainable parameters: %d (%d without embeddings)", model.count_parameters(),
-             model.count_parameters(count_embedding=False))
+    try:  # energy: from training to the end of evaluation
+        if energy:
+            energy.start()
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            if params["distribute"] == "multi_worker":
+                # Keras 3.15's pre-fit symbolic build reduces a data batch across workers and fails on
+                # PerReplica ids; the model is built eagerly by fit_model instead, and fit runs inside
+                # strategy.scope(), so training is still distributed by this strategy.
+                model._distribute_strategy = None
+            callbacks = [*model.training_callbacks(pipeline), *([energy.callback()] if energy else [])]
+            state = fit_model(model, pipeline, params, model_root / expid, run_hash=run_hash, group_id=group_id,
+                              callbacks=callbacks)
+        log.info("Trainable parameters: %d (%d without embeddings)", model.count_parameters(),
+                 model.count_parameters(count_embedding=False))
 
-    results = {}
-    for split in ("valid", "test"):
-        if pipeline.has_split(split):
-            results[split] = model.evaluate_split(pipeline.dataset(split), params["metrics"], group_id)
-            log.info("[%s] %s", split, " - ".join(f"{k}: {v:.6f}" for k, v in results[split].items()))
+        results = {}
+        for split in ("valid", "test"):
+            if pipeline.has_split(split):
+                results[split] = model.evaluate_split(pipeline.dataset(split), params["metrics"], group_id)
+                log.info("[%s] %s", split, " - ".join(f"{k}: {v:.6f}" for k, v in results[split].items()))
+    finally:
+        energy_report = energy.stop() if energy else None
     model_path = model_root / f"{expid}.keras"
     tmp = model_root / f".tmp-{expid}.keras"
     model.save(tmp)
@@ -87,14 +96,23 @@ def run_expid(config_dir, expid, gpu=-1, results_file=None, model_modules=None, 
         "wall_seconds": round(wall, 1),
         "params": {k: v for k, v in params.items() if k not in ("config_file",)},
     }
+    if energy_report:  # extra columns after results.COLUMNS; append_row widens an older file's header
+        row.update(energy_row(energy_report, model, results.get("test")))
+        log.info("Energy %.3g kWh, %.3g kgCO2e (%s, %s, %.0f gCO2e/kWh), CPU %.1fs", energy_report["energy_kwh"],
+                 energy_report["co2e_kg"], energy_report["energy_method"], params["carbon_country"],
+                 energy_report["carbon_intensity_g_per_kwh"] or float("nan"), energy_report["cpu_seconds"])
     results_file = results_file or (run_dir / "results.csv")
     if dist["is_chief"]:
-        append_result(results_file, row)
+        if energy_report:
+            append_row(results_file, row, ENERGY_COLUMNS)
+        else:
+            append_result(results_file, row)
         log.info("Result appended to %s (wall %.1fs)", results_file, wall)
     else:
         shutil.rmtree(model_root, ignore_errors=True)
     return {"expid": expid, "valid": results.get("valid"), "test": results.get("test"), "state": state,
-            "model_path": str(model_path), "data_dir": exp.data_dir, "run_hash": run_hash, "model": model}
+            "model_path": str(model_path), "data_dir": exp.data_dir, "run_hash": run_hash, "model": model,
+            "energy": energy_report}
 
 
 def load_trained(config_dir, expid, model_dir=None, gpu=-1):

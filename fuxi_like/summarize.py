@@ -15,7 +15,8 @@ import numpy as np
 from .errors import ConfigError
 from .results import parse_metrics, read_results
 
-IGNORED = {"expid", "seed", "config_file", "verbose", "resume"}
+IGNORED = {"expid", "seed", "config_file", "verbose", "resume", "energy_tracking", "energy_tracking_mode",
+           "carbon_country", "carbon_intensity", "weights_cache"}
 
 
 def _key(v):

@@ -46,6 +46,13 @@ RUNNER_KEYS = {
     # where pretrained weights are cached (fuxi_like.pretrained): a path relative to the model folder, or null for
     # $FUXI_LIKE_WEIGHTS, else ~/.cache/fuxi_like/weights; not in the run's hash (the files are sha256-checked)
     "weights_cache": ((str, type(None)), None),
+    # energy/carbon accounting (fuxi_like.training.green, the `green` extra): kWh, CO2e and ApC in the results row;
+    # carbon_country: a 3-letter ISO code or "WORLD" (codecarbon's world average); carbon_intensity (gCO2e/kWh)
+    # overrides it; energy_tracking_mode: "machine" or "process". None of them is in the run's hash
+    "energy_tracking": ((bool,), False),
+    "energy_tracking_mode": ((str,), "machine"),
+    "carbon_country": ((str,), "WORLD"),
+    "carbon_intensity": (NUM + (type(None),), None),
 }
 
 

@@ -1,0 +1,133 @@
+#!/usr/bin/env python
+"""GreenRec's grid on one content_rec dataset: accuracy, time and energy per (item encoder, user model, seed).
+
+    python benchmark/greenrec.py --dataset scientific --cells oleo:naml id:naml text_cnn:naml --seeds 2024 2025 2026
+    python benchmark/greenrec.py --dataset scientific --step-cost plm:naml --steps 20   # end-to-end MiniLM: time
+                                                                                       # per step, labelled
+Each cell runs `model_zoo/GreenRec/run_expid.py --expid GreenRec_<dataset> --set item_encoder=.. --set user_model=..
+--seed ..` with energy tracking on (CodeCarbon, the `green` extra) and appends a row to
+`benchmark/results/runs/greenrec_<dataset>.csv`: the test metrics (all impressions and cold-item impressions), best
+epoch, epochs, seconds per epoch, wall time, energy (kWh), CO2e (kg), the method CodeCarbon used, ApC and, for OLEO,
+the encode-once seconds (charged to each OLEO run; a reused table reports the seconds of the run that wrote it).
+`--step-cost` builds a cell in-process and times `--steps` training steps at full size (no convergence): its row
+says so (`section=step_cost`) and extrapolates seconds per epoch from them. `benchmark/results/greenrec_<dataset>.md` is
+generated from the rows by `benchmark/tables.py`.
+"""
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmark"))
+
+import tables  # noqa: E402
+
+FOLDER = ROOT / "model_zoo" / "GreenRec"
+KEEP = ("avgAUC", "NDCG@10", "MRR", "LRAP", "AUC", "cold_avgAUC", "cold_NDCG@10", "cold_impressions")
+
+
+def run_cell(dataset, item_encoder, user_model, seed, extra):
+    from fuxi_like.results import parse_metrics
+
+    with tempfile.TemporaryDirectory() as tmp:
+        results = Path(tmp) / "results.csv"
+        cmd = [sys.executable, "run_expid.py", "--expid", f"GreenRec_{dataset}", "--seed", str(seed), "--results",
+               str(results), "--set", f"item_encoder={item_encoder}", "--set", f"user_model={user_model}",
+               "--set", "energy_tracking=true", "--set", "verbose=0", *sum((["--set", s] for s in extra), [])]
+        t0 = time.time()
+        r = subprocess.run(cmd, cwd=FOLDER, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        if r.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)}: exit {r.returncode}")
+        with open(results, newline="") as f:
+            row = list(csv.DictReader(f))[-1]
+    test = parse_metrics(row["test"])
+    out = {"section": "run", "item_encoder": item_encoder, "user_model": user_model, "seed": seed,
+           **{f"test_{k}": test.get(k, "") for k in KEEP}, "best_epoch": row["best_epoch"],
+           "epochs": row["epochs_run"], "s_per_epoch": row["seconds_per_epoch"], "wall_s": round(time.time() - t0, 1)}
+    for k in ("energy_kwh", "co2e_kg", "energy_method", "apc", "params_trainable", "params_total", "cpu_seconds"):
+        out[k] = row.get(k, "")
+    params = json.loads(row["params"]) if row.get("params") else {}
+    out["overrides"] = " ".join(extra)
+    out["encode_once_s"] = ""
+    if item_encoder == "oleo":
+        info = Path(FOLDER.parents[1] / "data" / "processed" / params.get("dataset_id", "")) / \
+            "oleo_all-minilm-l6-v2.parquet.json"
+        if info.is_file():
+            out["encode_once_s"] = json.loads(info.read_text()).get("seconds", "")
+    return out
+
+
+def step_cost(dataset, item_encoder, user_model, steps, extra):
+    """Seconds per training step at full size over `steps` steps (after one untimed step), and the epoch it implies."""
+    import numpy as np
+
+    from fuxi_like.experiment import build_experiment, prepare_experiment
+    from fuxi_like.runner import parse_overrides
+    from fuxi_like.training.trainer import build_for_training
+
+    spec = prepare_experiment(FOLDER / "config", f"GreenRec_{dataset}", model_dir=FOLDER,
+                              overrides={"item_encoder": item_encoder, "user_model": user_model, "verbose": 0,
+                                         **parse_overrides(extra)})
+    exp = build_experiment(spec)
+    ds = exp.pipeline.dataset("train", shuffle=True)
+    build_for_training(exp.model, ds)
+    it = iter(ds)
+    times = []
+    for i in range(steps + 1):
+        x, y = next(it)[:2]
+        t0 = time.perf_counter()
+        exp.model.train_on_batch(x, y)
+        if i:
+            times.append(time.perf_counter() - t0)
+        print(f"step {i}: {time.perf_counter() - t0:.1f}s", flush=True)
+    n_rows = exp.feature_map.num_rows["train"] if hasattr(exp.feature_map, "num_rows") else None
+    per_step = float(np.mean(times))
+    batches = -(-int(n_rows) // spec.params["batch_size"]) if n_rows else ""
+    return {"section": "step_cost", "item_encoder": item_encoder, "user_model": user_model, "seed": spec.params["seed"],
+            "s_per_step": round(per_step, 3), "steps": steps, "batch_size": spec.params["batch_size"],
+            "s_per_epoch": round(per_step * batches, 1) if batches else "", "overrides": " ".join(extra)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="scientific", help="GreenRec_<dataset> expid: scientific | goodreads")
+    ap.add_argument("--cells", nargs="*", default=[], help="item_encoder:user_model ...")
+    ap.add_argument("--seeds", nargs="*", type=int, default=[2024])
+    ap.add_argument("--step-cost", nargs="*", default=[], help="item_encoder:user_model cells to time per step")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--set", action="append", default=[], help="extra KEY=VALUE overrides for every cell")
+    ap.add_argument("--results-dir", default=str(tables.RESULTS))
+    args = ap.parse_args(argv)
+    source = tables.run_source(__file__, argv)
+    rows = []
+    for cell in args.cells:
+        enc, user = cell.split(":")
+        for seed in args.seeds:
+            rows.append(run_cell(args.dataset, enc, user, seed, args.set))
+            print(rows[-1], flush=True)
+    for cell in args.step_cost:
+        enc, user = cell.split(":")
+        rows.append(step_cost(args.dataset, enc, user, args.steps, args.set))
+        print(rows[-1], flush=True)
+    for r in rows:
+        r["source"] = source
+    name = f"greenrec_{args.dataset}"
+    fields = ["source", "section", "item_encoder", "user_model", "seed", *[f"test_{k}" for k in KEEP], "best_epoch",
+              "epochs", "s_per_epoch", "wall_s", "energy_kwh", "co2e_kg", "energy_method", "apc", "params_trainable",
+              "params_total", "cpu_seconds", "encode_once_s", "s_per_step", "steps", "batch_size", "overrides"]
+    path = Path(args.results_dir) / "runs" / f"{name}.csv"
+    tables.append_rows(path, rows, fields)
+    if (tables.SPECS / f"{name}.md").is_file():
+        tables.generate([f"{name}.md"], Path(args.results_dir))
+
+
+if __name__ == "__main__":
+    main()
