@@ -55,11 +55,12 @@ class EncodedTable:
 
 
 def weights_hash(model):
-    """SHA-256 over every weight of a Keras model / layer (names, shapes, bytes), in its order."""
+    """SHA-256 over every weight of a Keras model / layer (dtype, shape, bytes), in its order. Not the names: Keras
+    numbers a second instance's layers (`bert_backbone_1/...`), and the same weights must give the same hash."""
     h = hashlib.sha256()
     for w in getattr(model, "weights", []):
         value = np.ascontiguousarray(np.asarray(w.numpy() if hasattr(w, "numpy") else w))
-        h.update(f"{getattr(w, 'path', getattr(w, 'name', ''))}:{value.dtype}:{value.shape};".encode())
+        h.update(f"{value.dtype}:{value.shape};".encode())
         h.update(value.tobytes())
     return h.hexdigest()
 
@@ -115,7 +116,6 @@ def fingerprint(encoder, keys, inputs, options=None, name=None):
     """The fingerprint `encode_items` stores: (hex digest, a dict of what went into it)."""
     h = hashlib.sha256()
     parts = {"encoder": name or f"{type(encoder).__module__}.{type(encoder).__qualname__}",
-             "encoder_name": getattr(encoder, "name", None),
              "weights_sha256": weights_hash(encoder) if hasattr(encoder, "weights") else None,
              "options": {k: repr(v) for k, v in sorted((options or {}).items())},
              "n_items": len(keys)}
