@@ -107,26 +107,25 @@ def main(argv=None):
     ap.add_argument("--results-dir", default=str(tables.RESULTS))
     args = ap.parse_args(argv)
     source = tables.run_source(__file__, argv)
-    rows = []
-    for cell in args.cells:
-        enc, user = cell.split(":")
-        for seed in args.seeds:
-            rows.append(run_cell(args.dataset, enc, user, seed, args.set))
-            print(rows[-1], flush=True)
-    for cell in args.step_cost:
-        enc, user = cell.split(":")
-        rows.append(step_cost(args.dataset, enc, user, args.steps, args.set))
-        print(rows[-1], flush=True)
-    for r in rows:
-        r["source"] = source
     name = f"greenrec_{args.dataset}"
     fields = ["source", "section", "item_encoder", "user_model", "seed", *[f"test_{k}" for k in KEEP], "best_epoch",
               "epochs", "s_per_epoch", "wall_s", "energy_kwh", "co2e_kg", "energy_method", "apc", "params_trainable",
               "params_total", "cpu_seconds", "encode_once_s", "s_per_step", "steps", "batch_size", "overrides"]
     path = Path(args.results_dir) / "runs" / f"{name}.csv"
-    tables.append_rows(path, rows, fields)
-    if (tables.SPECS / f"{name}.md").is_file():
-        tables.generate([f"{name}.md"], Path(args.results_dir))
+
+    def keep(row):  # each run's row is written as soon as it exists: a long grid loses nothing when stopped
+        tables.append_rows(path, [{**row, "source": source}], fields)
+        print(row, flush=True)
+        if (tables.SPECS / f"{name}.md").is_file():
+            tables.generate([f"{name}.md"], Path(args.results_dir))
+
+    for cell in args.cells:
+        enc, user = cell.split(":")
+        for seed in args.seeds:
+            keep(run_cell(args.dataset, enc, user, seed, args.set))
+    for cell in args.step_cost:
+        enc, user = cell.split(":")
+        keep(step_cost(args.dataset, enc, user, args.steps, args.set))
 
 
 if __name__ == "__main__":
