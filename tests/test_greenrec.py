@@ -34,10 +34,10 @@ def test_each_user_model_learns_the_topical_clicks(tmp_path, user_model):
 
 
 def test_text_beats_ids_on_cold_items(tmp_path):
-    kw = dict(user_model="naml", epochs=2, learning_rate=3e-3, dataset_id="synthetic_content")  # 101 cold impressions
+    kw = dict(user_model="naml", epochs=3, learning_rate=3e-3)  # 20 % of the small set's items are cold
     _, ids = _train(tmp_path, item_encoder="id", **kw)
     _, text = _train(tmp_path, item_encoder="text_cnn", **kw)
-    assert ids["cold_impressions"] == text["cold_impressions"] > 50
+    assert ids["cold_impressions"] == text["cold_impressions"] > 40
     # an unseen item's ID vector is untrained noise; its text still says its topic
     assert text["cold_avgAUC"] > ids["cold_avgAUC"] + 0.05, (ids["cold_avgAUC"], text["cold_avgAUC"])
 

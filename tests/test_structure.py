@@ -132,11 +132,12 @@ QUICK_CLI = ("DeepFM", "LR")  # the development tier (-m "not slow") runs these 
 @pytest.mark.parametrize("folder", [f if f in QUICK_CLI else pytest.param(f, marks=pytest.mark.slow) for f in FOLDERS])
 def test_folder_test_expid_runs_through_its_own_run_expid(folder, tmp_path):
     """`python run_expid.py` in the folder (its default expid, <Model>_test) trains, evaluates and appends a
-    results row, on the CPU without a CUDA error line or a Keras build warning."""
+    results row, on the CPU without a CUDA error line or a Keras build warning. Two epochs (`--set epochs=2`): the
+    path is under test here, learning is tested per model elsewhere."""
     results = tmp_path / "results.csv"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TF_CPP")}
     env["CUDA_VISIBLE_DEVICES"] = ""
-    r = subprocess.run([sys.executable, "run_expid.py", "--gpu", "-1", "--results", str(results)],
+    r = subprocess.run([sys.executable, "run_expid.py", "--gpu", "-1", "--results", str(results), "--set", "epochs=2"],
                        cwd=ROOT / "model_zoo" / folder, capture_output=True, text=True, env=env, timeout=900)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-4000:]
