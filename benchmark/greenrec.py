@@ -104,6 +104,9 @@ def main(argv=None):
     ap.add_argument("--step-cost", nargs="*", default=[], help="item_encoder:user_model cells to time per step")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--set", action="append", default=[], help="extra KEY=VALUE overrides for every cell")
+    ap.add_argument("--energy-mode", default="process", choices=["process", "machine"],
+                    help="CodeCarbon's tracking mode: process (this run's share of the CPU; default, for shared "
+                         "machines) or machine (the whole machine); recorded in the row's overrides")
     ap.add_argument("--results-dir", default=str(tables.RESULTS))
     args = ap.parse_args(argv)
     source = tables.run_source(__file__, argv)
@@ -122,7 +125,7 @@ def main(argv=None):
     for cell in args.cells:
         enc, user = cell.split(":")
         for seed in args.seeds:
-            keep(run_cell(args.dataset, enc, user, seed, args.set))
+            keep(run_cell(args.dataset, enc, user, seed, [f"energy_tracking_mode={args.energy_mode}", *args.set]))
     for cell in args.step_cost:
         enc, user = cell.split(":")
         keep(step_cost(args.dataset, enc, user, args.steps, args.set))
