@@ -76,11 +76,11 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import soundfile as sf
 import tensorflow as tf
 from keras import ops
 
 from ..errors import ConfigError, DataError
+from .audio import read_wav
 from .blocks import BlockEncoder
 from .fetch import WeightsError, weights_dir
 
@@ -322,15 +322,9 @@ def waveform_to_patches(waveform, sr=SAMPLE_RATE, hop_frames=PATCH_FRAMES, pad_s
 
 
 def read_audio(path):
-    """A mono float32 waveform (channels averaged) and its sample rate, from any file soundfile reads."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"audio file not found: {p}")
-    try:
-        x, sr = sf.read(str(p), dtype="float32", always_2d=True)
-    except Exception as e:  # noqa: BLE001 - any decoder failure becomes a clear, named error
-        raise DataError(f"{p}: cannot decode audio ({type(e).__name__}: {e})") from None
-    return x.mean(axis=1), int(sr)
+    """A mono float32 waveform (channels averaged) and its sample rate, from any file soundfile reads (the reader of
+    `audio.py`, shared)."""
+    return read_wav(path)
 
 
 # --------------------------------------------------------------------------------------------------- network
