@@ -203,3 +203,18 @@ def monitor_value(monitor, results):
 
 def monitor_metrics(monitor):
     return [monitor] if isinstance(monitor, str) else list(monitor)
+
+
+def evaluate_cold(y_true, y_pred, metrics, group_id, cold):
+    """The metrics over the impressions whose clicked item is cold (`cold` > 0 on its positive row: an item never
+    seen in training), as `cold_<metric>`, plus `cold_impressions`; {} when there is none."""
+    y = np.asarray(y_true).reshape(-1)
+    g = np.asarray(group_id).reshape(-1)
+    cold_groups = np.unique(g[(np.asarray(cold).reshape(-1) > 0) & (y > 0.5)])
+    rows = np.isin(g, cold_groups)
+    if not rows.any():
+        return {}
+    out = {f"cold_{k}": v for k, v in
+           evaluate_metrics(y[rows], np.asarray(y_pred).reshape(-1)[rows], metrics, g[rows]).items()}
+    out["cold_impressions"] = float(len(cold_groups))
+    return out

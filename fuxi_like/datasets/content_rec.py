@@ -70,6 +70,7 @@ candidate order and the MIND dev split, so e.g. a change of `num_negatives` does
 valid/test data.
 """
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -77,7 +78,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..io_utils import atomic_path
 from .seq_loo import read_movielens, read_recbole
 from .synthetic_ctr import write_splits
@@ -561,3 +562,35 @@ def make(train_path, valid_path, test_path, source="synthetic", source_path=None
     with atomic_path(Path(train_path).parent / ITEMS_FILE) as tmp:
         items.to_csv(tmp, index=False)
     write_splits([train, valid, test], (train_path, valid_path, test_path))
+
+
+# ------------------------------------------------------------------ reading items.csv back (models)
+def item_vocabulary(feature_map, owner):
+    """[(token, id)] of the item vocabulary (`feature_vocab.json` of the processed data), id order."""
+    path = Path(feature_map.data_dir or ".") / "feature_vocab.json"
+    if not path.is_file():
+        raise DataError(f"{path}: the processed data's vocabularies are missing (build the dataset first)")
+    vocab = json.loads(path.read_text(encoding="utf-8"))
+    if owner not in vocab:
+        raise ConfigError(f"{path}: no vocabulary for item feature '{owner}' (has: {', '.join(vocab)})")
+    return sorted(vocab[owner].items(), key=lambda kv: kv[1])
+
+
+def item_texts(feature_map, owner, items_file, vocab_size):
+    """The text of every item id 0..vocab_size-1 ("" for padding, OOV and items without text), and how many ids
+    have text."""
+    p = Path(items_file)
+    if not p.is_file():
+        raise DataError(f"items_file {p} not found (the content_rec recipe writes items.csv beside train.csv)")
+    df = pd.read_csv(p, dtype=str, keep_default_na=False)
+    for col in ("item_id", "text"):
+        if col not in df.columns:
+            raise DataError(f"{p}: missing column '{col}' (has: {', '.join(df.columns)})")
+    text_of = dict(zip(df["item_id"], df["text"]))
+    texts = [""] * vocab_size
+    found = 0
+    for token, i in item_vocabulary(feature_map, owner):
+        if i < vocab_size and token in text_of:
+            texts[i] = text_of[token]
+            found += 1
+    return texts, found

@@ -1,4 +1,4 @@
-"""DIN target attention (Zhou et al., KDD 2018)."""
+"""DIN target attention (Zhou et al., KDD 2018) and additive attention pooling (NAML / NRMS)."""
 
 import keras
 from keras import ops
@@ -36,3 +36,26 @@ class DINAttention(keras.layers.Layer):
         else:
             score = score * mask
         return ops.sum(ops.expand_dims(score, -1) * sequence, axis=1)
+
+
+class AdditiveAttention(keras.layers.Layer):
+    """Additive attention pooling (NAML / NRMS): softmax over positions of q . tanh(W h + b), masked."""
+
+    def __init__(self, units=200, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, input_shape):
+        self.proj = keras.layers.Dense(self.units, activation="tanh", name="proj")
+        self.proj.build(input_shape)
+        self.query = self.add_weight(name="query", shape=(self.units,), initializer="glorot_uniform")
+
+    def call(self, h, mask):
+        score = ops.sum(self.proj(h) * self.query, axis=-1)  # [..., L]
+        score = ops.where(mask > 0, score, ops.full_like(score, -1e9))
+        w = ops.softmax(score, axis=-1) * ops.cast(mask, h.dtype)
+        w = w / ops.maximum(ops.sum(w, axis=-1, keepdims=True), 1e-9)
+        return ops.sum(h * ops.expand_dims(w, -1), axis=-2)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}

@@ -1,4 +1,4 @@
-"""Feature-interaction layers: LogisticRegression (first order) and FactorizationMachine."""
+"""Feature-interaction layers: LogisticRegression (first order), FactorizationMachine, CrossNetwork (DCN)."""
 
 import keras
 from keras import ops
@@ -55,3 +55,27 @@ class LogisticRegression(keras.layers.Layer):
         w = self.embedding(inputs)
         out = ops.sum(FeatureEmbedding.flatten(w), axis=-1, keepdims=True)
         return out + self.bias if self.use_bias else out
+
+
+class CrossNetwork(keras.layers.Layer):
+    """Cross layers in DCN-V2's full-rank form: x_{l+1} = x0 * (W x_l + b) + x_l (GreenRec's and UIST's DCN);
+    DCNv2 uses keras-rs' FeatureCross (low-rank option)."""
+
+    def __init__(self, num_layers=3, **kwargs):
+        super().__init__(**kwargs)
+        self.num_layers = num_layers
+
+    def build(self, input_shape):
+        d = int(input_shape[-1])
+        self.dense = [keras.layers.Dense(d, name=f"cross_{i}") for i in range(self.num_layers)]
+        for layer in self.dense:
+            layer.build(input_shape)
+
+    def call(self, x0):
+        x = x0
+        for layer in self.dense:
+            x = x0 * layer(x) + x
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "num_layers": self.num_layers}

@@ -26,45 +26,21 @@ import tensorflow as tf
 from keras import ops
 
 from fuxi_like.errors import ConfigError
-from fuxi_like.layers import DINAttention, MLPBlock, masked_pool
-from fuxi_like.metrics import evaluate_metrics
+from fuxi_like.layers import CrossNetwork, DINAttention, MLPBlock, masked_pool
+from fuxi_like.metrics import evaluate_cold, evaluate_metrics
 from fuxi_like.models import BaseModel, register_model
 from fuxi_like.pretrained.encode import encode_items
 from fuxi_like.pretrained.glove import GloVe
 
-from .items import (
-    AdditiveAttention,
-    IdItemEncoder,
-    OleoItemEncoder,
-    PlmItemEncoder,
-    TextItemEncoder,
-    item_texts,
-    word_tokens,
-)
+from fuxi_like.datasets.content_rec import item_texts
+from fuxi_like.layers.attention import AdditiveAttention
+from fuxi_like.layers.item_encoders import FrozenTableEncoder, PlmItemEncoder
+
+from .items import IdItemEncoder, TextItemEncoder, word_tokens
 
 ITEM_ENCODERS = ("id", "text_cnn", "text_mhsa", "plm", "oleo")
 USER_MODELS = ("naml", "nrms", "lstur", "bst", "dcn", "din")
 DOT_MODELS = ("naml", "nrms", "lstur", "bst")
-
-
-class CrossNetwork(keras.layers.Layer):
-    """DCN's cross layers: x_{l+1} = x0 * (W x_l + b) + x_l."""
-
-    def __init__(self, num_layers=3, **kwargs):
-        super().__init__(**kwargs)
-        self.num_layers = num_layers
-
-    def build(self, input_shape):
-        d = int(input_shape[-1])
-        self.dense = [keras.layers.Dense(d, name=f"cross_{i}") for i in range(self.num_layers)]
-        for layer in self.dense:
-            layer.build(input_shape)
-
-    def call(self, x0):
-        x = x0
-        for layer in self.dense:
-            x = x0 * layer(x) + x
-        return x
 
 
 @register_model
@@ -164,7 +140,7 @@ class GreenRec(BaseModel):
         vectors[[int(k) for k in table.keys]] = table.values
         self.encode_once = {"seconds": float(table.info.get("seconds", time.time() - t0)), "reused": table.reused,
                             "fingerprint": table.fingerprint, "items": len(keyed)}
-        return OleoItemEncoder(vectors, d, dropout=item_dropout, name="item_encoder")
+        return FrozenTableEncoder(vectors, d, dropout=item_dropout, name="item_encoder")
 
     def encode_item_ids(self, ids, training=None):
         """Item vectors [..., d] for an int tensor of ids: at training, the batch's unique ids run through the item
@@ -206,12 +182,7 @@ class GreenRec(BaseModel):
         g = np.asarray(out["group_id"]).reshape(-1) if group_id else None
         result = evaluate_metrics(y, p, metrics, g)
         if g is not None and "cold" in out:
-            cold = np.asarray(out["cold"]).reshape(-1) > 0
-            cold_groups = np.unique(g[cold & (y > 0.5)])
-            rows = np.isin(g, cold_groups)
-            if rows.any():
-                result.update({f"cold_{k}": v for k, v in evaluate_metrics(y[rows], p[rows], metrics, g[rows]).items()})
-                result["cold_impressions"] = float(len(cold_groups))
+            result.update(evaluate_cold(y, p, metrics, g, out["cold"]))
         return result
 
     # ------------------------------------------------------------------------------------------ user side

@@ -1,0 +1,3 @@
+from .UIST import UIST
+
+__all__ = ["UIST"]
