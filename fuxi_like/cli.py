@@ -11,8 +11,7 @@ import inspect
 import sys
 from pathlib import Path
 
-import yaml
-
+from .config import load_yaml
 from .datasets import RECIPES
 from .errors import ConfigError, DataError, closest
 from .pretrained import WEIGHTS, cache_root, status
@@ -145,7 +144,7 @@ def make_dataset(recipe, out_dir, params):
             print(f"recipe '{recipe}' has no parameter '{k}'{closest(k, allowed)}; parameters: {', '.join(allowed)}",
                   file=sys.stderr)
             return 2
-        kwargs[k] = yaml.safe_load(v)
+        kwargs[k] = load_yaml(v)
     out = Path(out_dir)
     try:
         fn(*(str(out / f"{s}.csv") for s in ("train", "valid", "test")), **kwargs)

@@ -23,6 +23,7 @@ the closest match; a wrong type names the file and the key.
 
 import copy
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -101,13 +102,33 @@ def check_type(where, key, value, types):
         )
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's float syntax: `1e-3` and `3E5` are numbers, as every user expects
+    (YAML 1.1, PyYAML's default, reads them as strings and only `1.e-3` as a float)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def load_yaml(stream):
+    """`yaml.safe_load` with YAML 1.2 floats (`1e-3`); every config and `--set` value is read with it."""
+    return yaml.load(stream, Loader=_Loader)
+
+
 def read_yaml(path):
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"Config file not found: {path}")
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            data = load_yaml(f)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML: {e}") from None
     if data is None:

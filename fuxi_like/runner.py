@@ -12,7 +12,7 @@ from pathlib import Path
 import tensorflow as tf
 import yaml
 
-from .config import resolve_path
+from .config import load_yaml, resolve_path
 from .distribute import configure_logical_cpus, make_strategy
 from .errors import ConfigError, DataError
 from .experiment import build_experiment, prepare_experiment
@@ -152,7 +152,7 @@ def parse_overrides(items):
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
         try:
-            out[key.strip()] = yaml.safe_load(value)
+            out[key.strip()] = load_yaml(value)
         except yaml.YAMLError as e:
             raise ConfigError(f"--set {item!r}: the value is not valid YAML ({e.__class__.__name__})") from None
     return out

@@ -72,7 +72,6 @@ valid/test data.
 
 import json
 import logging
-import re
 from pathlib import Path
 
 import numpy as np

@@ -128,10 +128,10 @@ class UIST(BaseModel):
                                                     **self.tok_cfg)
             self.user_tokenizer = SemanticTokenizer(self.text_dim, levels=self.user_levels, pool_history=True,
                                                     name="user_tokenizer", **self.tok_cfg)
-            self.item_tokenizer.trainable = False
-            self.user_tokenizer.trainable = False
             self.item_tokenizer.build()
             self.user_tokenizer.build()
+            self.item_tokenizer.trainable = False  # after build: sublayers made in build() are frozen too
+            self.user_tokenizer.trainable = False
             self.item_codes = self.add_weight(name="item_codes", shape=(self.vocab_size, self.item_levels),
                                               dtype="int32", trainable=False, initializer="zeros")
             self.item_token_table = keras.layers.Embedding(self.item_levels * k, self.tok_cfg["latent_dim"],
