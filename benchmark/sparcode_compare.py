@@ -35,13 +35,16 @@ sys.path.insert(0, str(ROOT))
 METRICS = ["Recall@50", "NDCG@50", "Recall@10", "NDCG@10"]
 
 
-def train(model, expid):
+def train(model, expid, seed=None):
     """Train `expid`, or reuse it when the model folder's results.csv records a finished run with
-    the same params and data (its best weights are loaded; nothing is retrained)."""
+    the same params and data (its best weights are loaded; nothing is retrained). With `seed`, the run is that
+    seed's (`run_expid --seed`) and is always trained: the reuse check knows the expid's own seed only."""
     from fuxi_like.errors import ConfigError
     from fuxi_like.runner import load_trained, run_expid
 
     folder = ROOT / "model_zoo" / model
+    if seed is not None:
+        return run_expid(folder / "config", expid, model_dir=folder, overrides={"seed": seed})
     try:
         loaded = load_trained(folder / "config", expid, model_dir=folder)
     except ConfigError:
@@ -80,12 +83,12 @@ def single_query_latency(fn, n, warmup=5):
 A2A = "all-to-all, trained without codes (quantize: false), brute force"
 
 
-def csv_rows(rows, rhos, sizes, recalls, ndcgs, source):
+def csv_rows(rows, rhos, sizes, recalls, ndcgs, source, seed=""):
     """The runs-CSV rows: section 0 per method (`rows`: name -> measurements), section 1 per rho."""
-    out = [{"section": 0, "method": name, **{m: r[m] for m in METRICS}, "index build s": r.get("build_s"),
+    out = [{"section": 0, "seed": seed, "method": name, **{m: r[m] for m in METRICS}, "index build s": r.get("build_s"),
             "index MiB": r.get("size_mb"), "entries": r.get("entries"), "QPS (batched search)": r.get("qps"),
             "latency ms (1 query)": r.get("latency_ms"), "source": source} for name, r in rows.items()]
-    out += [{"section": 1, "rho": rho, "index MiB": s, "Recall@50": r, "NDCG@50": n, "source": source}
+    out += [{"section": 1, "seed": seed, "rho": rho, "index MiB": s, "Recall@50": r, "NDCG@50": n, "source": source}
             for rho, s, r, n in zip(rhos, sizes, recalls, ndcgs)]
     return out
 
@@ -101,7 +104,9 @@ def write_results(dataset, rows, results_dir=None):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", default="ml", choices=["ml", "beauty"])
+    ap.add_argument("--dataset", default="ml", choices=["ml", "beauty", "scientific"])
+    ap.add_argument("--seed", type=int, default=None,
+                    help="train every model with this seed (run_expid --seed; always retrained) and record it")
     ap.add_argument("--latency-queries", type=int, default=100)
     ap.add_argument("--note", default="", help="recorded in the rows' source cell (the command line)")
     ap.add_argument("--results-dir", default=None,
@@ -111,10 +116,10 @@ def main(argv=None):
     from fuxi_like.retrieval.index import make_index
 
     res_dir = Path(a.results_dir) if a.results_dir else ROOT / "benchmark" / "results"
-    sc_run = train("SparCode", f"SparCode_{a.dataset}")
-    tt_run = train("SASRec", f"SASRec_{a.dataset}_rows")
-    a2a_model = train("SparCode", f"SparCode_{a.dataset}_a2a")["model"]
-    tt_seq = train("SASRec", f"SASRec_{a.dataset}_rows_seqloss")["model"]
+    sc_run = train("SparCode", f"SparCode_{a.dataset}", a.seed)
+    tt_run = train("SASRec", f"SASRec_{a.dataset}_rows", a.seed)
+    a2a_model = train("SparCode", f"SparCode_{a.dataset}_a2a", a.seed)["model"]
+    tt_seq = train("SASRec", f"SASRec_{a.dataset}_rows_seqloss", a.seed)["model"]
     sc, tt = sc_run["model"], tt_run["model"]
     rows = {}
 
@@ -207,7 +212,8 @@ def main(argv=None):
     sys.path.insert(0, str(ROOT / "benchmark"))
     import tables
 
-    out = write_results(a.dataset, csv_rows(rows, rhos, sizes, recalls, ndcgs, tables.run_source(__file__, argv)),
+    out = write_results(a.dataset, csv_rows(rows, rhos, sizes, recalls, ndcgs, tables.run_source(__file__, argv),
+                                             "" if a.seed is None else a.seed),
                         res_dir)
     print(out.read_text())
     print(f"Training: SparCode best epoch {sc_run['state']['best_epoch']} of {len(sc_run['state']['history'])}, "
