@@ -302,6 +302,38 @@ def d_results_csv(ctx, metrics, name_col="model", sort_by=None, all_runs=False, 
     return table_md((["run (time)", "seed"] if all_runs else []) + head, out)
 
 
+
+def d_results_seeds(ctx, metrics, name_col="model", sort_by=None, expids=None):
+    """One line per expid of a fuxi_like results.csv: mean ± sample std of each test metric over the runs whose
+    params equal its latest run's in everything but `seed` (runs of an older config are left out, and counted in
+    the last column; keys only one of two rows has are not compared), the seeds, best epochs, mean s/epoch; sorted by the mean of `sort_by`, best first."""
+    by = {}
+    for r in ctx["rows"]:
+        if expids is None or r["expid"] in expids:
+            by.setdefault(r["expid"], []).append(r)
+
+    def same_config(r, ref):
+        """Equal params but the seed; a key one row lacks (added to the runner later, with its default) is not a
+        difference."""
+        a, b = json.loads(r["params"]), json.loads(ref["params"])
+        return all(a[k] == b[k] for k in set(a) & set(b) - {"seed"})
+
+    out = []
+    for expid, rows in by.items():
+        cur = [r for r in rows if same_config(r, rows[-1])]
+        tests = [parse_metrics(r["test"]) for r in cur]
+        stats = {m: mean_std([t[m] for t in tests]) for m in metrics}
+        seeds = [str(json.loads(r["params"]).get("seed")) for r in cur]
+        line = [cur[-1][name_col]] + [ms_text(stats[m][0], stats[m][1]) for m in metrics] + [
+            ", ".join(seeds), ", ".join(r["best_epoch"] for r in cur),
+            f"{sum(float(r['seconds_per_epoch']) for r in cur) / len(cur):.1f}", str(len(cur)),
+            str(len(rows) - len(cur))]
+        out.append((stats[sort_by][0] if sort_by else 0, line))
+    out.sort(key=lambda x: -x[0])
+    head = ["model"] + [f"test {m}" for m in metrics] + ["seeds", "best epochs", "s/epoch", "n",
+                                                         "older-config runs"]
+    return table_md(head, [line for _, line in out])
+
 def d_seeds_mean(ctx, cols, mean_spec, label="mean ± std", latest=False):
     """Per-seed rows and a last row 'mean ± sample std (n=...)' over them: cols = [[column, spec], ...];
     the first column is the run label, the second the metric averaged; latest: the last run's rows only."""
@@ -407,7 +439,7 @@ def d_rar(ctx, ref="base alone"):
 
 
 DIRECTIVES = {"rar": d_rar, "rows": d_rows, "agg": d_agg, "frappe": d_frappe, "frappe_line": d_frappe_line,
-              "results_csv": d_results_csv, "seeds_mean": d_seeds_mean, "peers_main": d_peers_main,
+              "results_csv": d_results_csv, "results_seeds": d_results_seeds, "seeds_mean": d_seeds_mean, "peers_main": d_peers_main,
               "peers_ratios": d_peers_ratios, "peers_runs": d_peers_runs, "peers_kind": d_peers_kind}
 DIRECTIVE = re.compile(r"^\{\{(\w+)(?:\s+(.*))?\}\}$")
 

@@ -122,3 +122,23 @@ def test_rat_compare_writer_appends_runs_and_the_table_shows_their_ddof1_std(tmp
     assert all(x in text for x in dcn)  # models of no new run keep their rows
     r = run("--check", "--results-dir", str(res))
     assert r.returncode == 0, r.stdout + r.stderr  # the written table is what the CSV + spec generate
+
+
+def test_results_seeds_averages_the_current_config_and_counts_older_runs():
+    import tables
+
+    def row(expid, seed, ndcg, lr, **extra):
+        params = {"seed": seed, "learning_rate": lr, **extra}
+        return {"expid": expid, "model": expid.split("_")[0], "test": f"NDCG@10: {ndcg}", "params": json.dumps(params),
+                "best_epoch": "3", "seconds_per_epoch": "2.0"}
+
+    rows = [row("A_x", 1, 0.5, 0.1),                      # an older config of A (another learning rate)
+            row("A_x", 1, 0.2, 0.01, new_key=True),       # the current config; a key the older rows lack is no
+            row("A_x", 2, 0.4, 0.01),                     # difference
+            row("B_x", 1, 0.3, 0.01)]
+    text = tables.d_results_seeds({"rows": rows}, ["NDCG@10"], sort_by="NDCG@10")
+    lines = text.splitlines()[2:]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    assert cells[0][0] == "A" and cells[0][1] == f"0.3000 ± {np.std([0.2, 0.4], ddof=1):.4f}"
+    assert cells[0][-2:] == ["2", "1"] and cells[0][2] == "1, 2"  # n = 2 current-config runs, 1 older
+    assert cells[1][0] == "B" and cells[1][1] == "0.3000" and cells[1][-2:] == ["1", "0"]
