@@ -96,6 +96,39 @@ def step_cost(dataset, item_encoder, user_model, steps, extra):
             "s_per_epoch": round(per_step * batches, 1) if batches else "", "overrides": " ".join(extra)}
 
 
+def pareto_plot(path_csv, out_png, dataset):
+    """Test avgAUC against energy (kWh) and against training seconds per epoch, one point per (item encoder, user
+    model) cell (mean, with the sample std as error bars), from the `run` rows. Returns the file, or None."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = [r for r in tables.read_rows(path_csv) if r.get("section") == "run" and r.get("test_avgAUC")]
+    if not rows:
+        return None
+    cells = tables.groups(rows, ["item_encoder", "user_model"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for (enc, user), rs in cells.items():
+        auc = np.array([float(r["test_avgAUC"]) for r in rs])
+        for ax, col in zip(axes, ("energy_kwh", "s_per_epoch")):
+            xs = [float(r[col]) for r in rs if r.get(col)]
+            if xs:
+                ax.errorbar(np.mean(xs), auc.mean(), yerr=auc.std(ddof=1) if len(auc) > 1 else 0, fmt="o", capsize=3,
+                            label=f"{enc} x {user} (n={len(auc)})")
+    axes[0].set_xlabel("energy per run, kWh (CodeCarbon; training + evaluation)")
+    axes[1].set_xlabel("training seconds per epoch")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_ylabel("test avgAUC")
+    axes[1].legend(fontsize=7)
+    fig.suptitle(f"GreenRec on {dataset}: accuracy against cost (up and left is better)")
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120)
+    return out_png
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="scientific", help="GreenRec_<dataset> expid: scientific | goodreads")
@@ -108,6 +141,7 @@ def main(argv=None):
                     help="CodeCarbon's tracking mode: process (this run's share of the CPU; default, for shared "
                          "machines) or machine (the whole machine); recorded in the row's overrides")
     ap.add_argument("--results-dir", default=str(tables.RESULTS))
+    ap.add_argument("--plot", action="store_true", help="only (re)draw greenrec_<dataset>_pareto.png from the rows")
     args = ap.parse_args(argv)
     source = tables.run_source(__file__, argv)
     name = f"greenrec_{args.dataset}"
@@ -122,6 +156,9 @@ def main(argv=None):
         if (tables.SPECS / f"{name}.md").is_file():
             tables.generate([f"{name}.md"], Path(args.results_dir))
 
+    if args.plot:
+        print("plot:", pareto_plot(path, Path(args.results_dir) / f"{name}_pareto.png", args.dataset))
+        return
     for cell in args.cells:
         enc, user = cell.split(":")
         for seed in args.seeds:
@@ -129,6 +166,8 @@ def main(argv=None):
     for cell in args.step_cost:
         enc, user = cell.split(":")
         keep(step_cost(args.dataset, enc, user, args.steps, args.set))
+    if path.is_file():
+        print("plot:", pareto_plot(path, Path(args.results_dir) / f"{name}_pareto.png", args.dataset))
 
 
 if __name__ == "__main__":
