@@ -31,12 +31,12 @@ from .models import BaseModel
 from .pretrained.fetch import ENV_CACHE
 from .retrieval.evaluation import check_retrieval_metrics
 from .training.optimizers import OPTIMIZERS
-from .training.params import RUNNER_KEYS, training_params
+from .training.params import RUNNER_KEYS, range_error, training_params
 from .utils import seed_everything
 
 log = logging.getLogger("fuxi_like")
 NOT_HASHED = ("verbose", "resume", "config_file", "expid", "model_root", "deterministic", "weights_cache",
-              "energy_tracking", "energy_tracking_mode", "carbon_country", "carbon_intensity")
+              "eval_batch_size", "energy_tracking", "energy_tracking_mode", "carbon_country", "carbon_intensity")
 
 
 # ------------------------------------------------------------------ model folders
@@ -136,6 +136,8 @@ def validate_model_params(params, model_cls):
             raise unknown_key_error(where, k, allowed - {"expid", "config_file"})
         if k in RUNNER_KEYS:
             check_type(where, k, v, RUNNER_KEYS[k][0])
+            if range_error(k, v):
+                raise ConfigError(f"{where}: {range_error(k, v)}")
         elif k in model_keys:
             default = model_keys[k]
             if default is not None and default is not inspect.Parameter.empty and v is not None:
@@ -250,7 +252,7 @@ def build_experiment(spec, rebuild_dataset=False, strategy=None, shard=None, ada
         model = spec.model_cls(fmap, **model_kwargs(params, spec.model_cls))
         model.compile_from_params(params)
     pipeline = InputPipeline(fmap, params["batch_size"], seed=params["seed"], streaming=params["streaming"],
-                             shard=shard, augment=model.extra_inputs())
+                             shard=shard, augment=model.extra_inputs(), eval_batch_size=params["eval_batch_size"])
     if adapt:
         model.adapt(pipeline)
     return Experiment(spec, model, pipeline, fmap, data_dir, experiment_hash(params, fmap))

@@ -145,3 +145,28 @@ def test_unparseable_dense_vector_names_row(tmp_path):
                    "feature_cols": [{"name": "v", "type": "embedding", "pretrain_dim": 2}]}}
     with pytest.raises(DataError, match=r"t\.csv: column 'v', row 2: cannot parse '1\^x' as a vector"):
         build_dataset(load_dataset_config(cfg_dir(tmp_path, data), "d1"))
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("epochs", 0, r"E1: key 'epochs' must be >= 1, got 0"),
+    ("batch_size", -5, r"E1: key 'batch_size' must be >= 1, got -5"),
+    ("eval_batch_size", 0, r"E1: key 'eval_batch_size' must be >= 1, got 0"),
+    ("learning_rate", -1, r"E1: key 'learning_rate' must be > 0, got -1"),
+    ("early_stop_patience", -1, r"E1: key 'early_stop_patience' must be >= 0, got -1"),
+    ("lr_decay_factor", 1.5, r"E1: key 'lr_decay_factor' must be in \(0, 1\), got 1.5"),
+])
+def test_out_of_range_runner_values_name_the_file_expid_and_key(tmp_path, key, value, message):
+    d = cfg_dir(tmp_path, models={"E1": {"model": "DNN", "dataset_id": "d1", key: value}})
+    with pytest.raises(ConfigError, match=message) as e:
+        validate_model_params(load_model_config(d, "E1"), zoo_module("DNN").DNN)
+    assert "model_config.yaml" in str(e.value)
+
+
+def test_yaml_12_floats_are_numbers_in_configs_and_overrides(tmp_path):
+    from fuxi_like.runner import parse_overrides
+
+    d = cfg_dir(tmp_path, models={"E1": {"model": "DNN", "dataset_id": "d1"}})
+    (d / "model_config.yaml").write_text("E1:\n  model: DNN\n  dataset_id: d1\n  learning_rate: 3e-3\n")
+    assert load_model_config(d, "E1")["learning_rate"] == 0.003
+    assert parse_overrides(["learning_rate=1e-4", "name=abc", "units=[64, 1e2]"]) == {
+        "learning_rate": 1e-4, "name": "abc", "units": [64, 100.0]}

@@ -127,3 +127,33 @@ def test_load_split_names_the_shard_and_column_whose_type_differs(fmap, tmp_path
     pq.write_table(t.set_column(t.schema.get_field_index("c"), "c", t.column("c").cast(pa.float64())), bad)
     with pytest.raises(DataError, match=rf"{bad.name}.*column 'c' reads as float64"):
         load_split(fmap, "train", data_dir=str(copy))
+
+
+@pytest.fixture(scope="module")
+def fmap_valid(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pipe_valid")
+    rng = np.random.default_rng(1)
+    for split, n in (("train", 500), ("valid", 700)):
+        pd.DataFrame({"y": rng.integers(0, 2, n), "rid": np.arange(n), "c": rng.integers(0, 7, n)}
+                     ).to_csv(tmp / f"{split}.csv", index=False)
+    ds = {"data_root": str(tmp / "proc"), "train_data": str(tmp / "train.csv"), "valid_data": str(tmp / "valid.csv"),
+          "block_size": 200, "feature_cols": [{"name": "rid", "type": "meta", "remap": False},
+                                              {"name": "c", "type": "categorical"}], "label_col": {"name": "y"}}
+    return load_feature_map(build_dataset(load_dataset_config(make_model_folder(tmp, {"d": ds}, {}), "d")))
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_eval_batch_size_batches_the_eval_splits_only_and_keeps_their_rows(fmap_valid, streaming):
+    fmap = fmap_valid
+    pipe = InputPipeline(fmap, batch_size=64, streaming=streaming, eval_batch_size=300)
+    train = [len(y) for _, y in pipe.dataset("train")]
+    assert train[0] == 64
+    both = {}
+    for bs in (None, 300):
+        p = InputPipeline(fmap, batch_size=64, streaming=streaming, eval_batch_size=bs)
+        sizes, rids = zip(*[(len(y), np.asarray(x["rid"]).reshape(-1)) for x, y in p.dataset("valid")])
+        assert sizes[0] == (bs or 64) and sum(sizes) == 700
+        both[bs] = np.concatenate(rids)
+    np.testing.assert_array_equal(both[None], both[300])  # the same rows in the same order
+    with pytest.raises(Exception, match="eval_batch_size must be a positive integer"):
+        InputPipeline(fmap, batch_size=64, eval_batch_size=0)

@@ -162,13 +162,20 @@ class InputPipeline:
     loop sets it (see `fuxi_like.training.callbacks.EpochSetter`).
     """
 
-    def __init__(self, feature_map, batch_size, seed=0, streaming=False, data_dir=None, shard=None, augment=None):
-        """`shard=(num_workers, index)`: this worker's share of the training batches
+    def __init__(self, feature_map, batch_size, seed=0, streaming=False, data_dir=None, shard=None, augment=None,
+                 eval_batch_size=None):
+        """`eval_batch_size`: rows per batch of the valid/test splits (default `batch_size`; evaluation keeps no
+        gradients, so a larger batch is usually faster and gives the same predictions).
+        `shard=(num_workers, index)`: this worker's share of the training batches
         (multi-worker training); every worker gets the same number of batches.
         `augment(split, arrays) -> dict`: extra per-row input arrays computed once per split
         (e.g. retrieved neighbours' fields for RAT); they reach the model beside the features."""
         self.feature_map = feature_map
         self.batch_size = int(batch_size)
+        for name, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        self.eval_batch_size = int(eval_batch_size or batch_size)
         self.seed = int(seed)
         self.streaming = streaming
         self.data_dir = data_dir or feature_map.data_dir
@@ -180,6 +187,9 @@ class InputPipeline:
 
             raise ConfigError("this model adds per-row inputs (e.g. retrieved samples) that need the in-memory "
                               "pipeline; set streaming: false")
+
+    def split_batch_size(self, split):
+        return self.batch_size if split == "train" else self.eval_batch_size
 
     def num_rows(self, split):
         return int(self.feature_map.num_rows.get(split, 0))
@@ -206,7 +216,7 @@ class InputPipeline:
             arrays.update(more)
         n = len(next(iter(arrays.values())))
         tensors, packed = _pack_columns(arrays)
-        bs, seed, epoch = self.batch_size, self.seed, self.epoch
+        bs, seed, epoch = self.split_batch_size(split), self.seed, self.epoch
         nb = -(-n // bs)
         workers, index = shard or (1, 0)
         nb_local = nb // workers if shard else nb  # equal step counts on every worker
@@ -237,7 +247,7 @@ class InputPipeline:
     def _streaming(self, split, shuffle, shard=None):
         files = [str(f) for f in split_files(self.data_dir, split)]
         cols = columns_of(self.feature_map)
-        bs, seed, epoch_var = self.batch_size, self.seed, self.epoch
+        bs, seed, epoch_var = self.split_batch_size(split), self.seed, self.epoch
         n = self.num_rows(split)
 
         def gen():

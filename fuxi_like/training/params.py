@@ -22,6 +22,8 @@ RUNNER_KEYS = {
     "optimizer": ((str,), "adam"),
     "learning_rate": (NUM, 1e-3),
     "batch_size": ((int,), 1024),
+    # rows per valid/test batch (null: batch_size); not in the run's hash (the same predictions, faster)
+    "eval_batch_size": ((int, type(None)), None),
     "epochs": ((int,), 10),
     "shuffle": ((bool,), True),
     "seed": ((int,), 2024),
@@ -54,6 +56,26 @@ RUNNER_KEYS = {
     "carbon_country": ((str,), "WORLD"),
     "carbon_intensity": (NUM + (type(None),), None),
 }
+
+
+# value ranges of the numeric runner keys: (lowest allowed, whether the lowest itself is allowed); None values pass
+RANGES = {
+    "batch_size": (1, True), "eval_batch_size": (1, True), "epochs": (1, True), "learning_rate": (0, False),
+    "early_stop_patience": (0, True), "lr_decay_factor": (0, False), "min_lr": (0, True),
+    "max_gradient_norm": (0, False), "logical_cpus": (1, True),
+}
+
+
+def range_error(key, value):
+    """A message when a runner key's value is outside its range (RANGES), else None."""
+    if key not in RANGES or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    low, inclusive = RANGES[key]
+    if key == "lr_decay_factor" and value >= 1:
+        return f"key 'lr_decay_factor' must be in (0, 1), got {value!r}"
+    if value > low or (inclusive and value == low):
+        return None
+    return f"key '{key}' must be {'>=' if inclusive else '>'} {low}, got {value!r}"
 
 
 def training_params(params=None):
