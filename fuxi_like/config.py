@@ -103,8 +103,24 @@ def check_type(where, key, value, types):
 
 
 class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with YAML 1.2's float syntax: `1e-3` and `3E5` are numbers, as every user expects
-    (YAML 1.1, PyYAML's default, reads them as strings and only `1.e-3` as a float)."""
+    """PyYAML's safe loader with YAML 1.2's float syntax (`1e-3` and `3E5` are numbers, as every user expects; YAML
+    1.1, PyYAML's default, reads them as strings and only `1.e-3` as a float), and a key given twice in one mapping
+    is an error (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # PyYAML raises its own error for an unhashable key
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' is given twice (lines {seen[key] + 1} and {key_node.start_mark.line + 1})",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(

@@ -100,6 +100,10 @@ def load_model_config(config_dir, expid):
     base = data.get("Base") or {}
     if not isinstance(base, dict) or not isinstance(data[expid], dict):
         raise ConfigError(f"{path}: 'Base' and '{expid}' must be mappings")
+    for section, body in data.items():  # a misspelt `Base` (e.g. `Bsae:`) would otherwise be ignored silently
+        if section != "Base" and not (isinstance(body, dict) and "model" in body) and "model" not in base:
+            raise ConfigError(f"{path}: section '{section}' has no 'model' key, so it is not an expid, and it is not "
+                              f"'Base'{closest(str(section), ['Base'])}")
     params = dict(base)
     params.update(data[expid])
     for k in ("model", "dataset_id"):

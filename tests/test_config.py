@@ -170,3 +170,32 @@ def test_yaml_12_floats_are_numbers_in_configs_and_overrides(tmp_path):
     assert load_model_config(d, "E1")["learning_rate"] == 0.003
     assert parse_overrides(["learning_rate=1e-4", "name=abc", "units=[64, 1e2]"]) == {
         "learning_rate": 1e-4, "name": "abc", "units": [64, 100.0]}
+
+
+def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path):
+    d = cfg_dir(tmp_path)
+    (d / "model_config.yaml").write_text("E1:\n  model: DNN\n  dataset_id: d1\n  epochs: 3\n  epochs: 5\n")
+    with pytest.raises(ConfigError, match=r"model_config.yaml: invalid YAML: .*key 'epochs' is given twice "
+                                          r"\(lines 4 and 5\)"):
+        load_model_config(d, "E1")
+
+
+def test_a_misspelt_base_section_is_an_error_with_a_suggestion(tmp_path):
+    d = cfg_dir(tmp_path)
+    (d / "model_config.yaml").write_text("Bsae:\n  epochs: 3\nE1:\n  model: DNN\n  dataset_id: d1\n")
+    with pytest.raises(ConfigError, match=r"section 'Bsae' has no 'model' key.*Base"):
+        load_model_config(d, "E1")
+    # sections may leave `model` to Base
+    (d / "model_config.yaml").write_text("Base:\n  model: DNN\nE1:\n  dataset_id: d1\n")
+    assert load_model_config(d, "E1")["model"] == "DNN"
+
+
+@pytest.mark.parametrize("content,message", [("", r"train\.csv: the file is empty"),
+                                             ("a,label\n", r"train\.csv: no data rows \(a header only\)")])
+def test_empty_and_header_only_csvs_are_data_errors_naming_the_file(tmp_path, content, message):
+    from fuxi_like.data.build_dataset import build_dataset
+
+    cfg = load_dataset_config(cfg_dir(tmp_path), "d1")
+    (tmp_path / "model" / "train.csv").write_text(content)
+    with pytest.raises(DataError, match=message):
+        build_dataset(cfg)

@@ -72,15 +72,19 @@ def _arrow_strings(col):
 def _read_one(path, fmt, sep, columns, str_cols):
     try:
         if fmt == "csv":
-            head = pd.read_csv(path, sep=sep, nrows=0)
+            try:
+                head = pd.read_csv(path, sep=sep, nrows=0)
+            except pd.errors.EmptyDataError:
+                raise DataError(f"{path}: the file is empty (0 bytes or blank): no header, no rows") from None
             _check_columns(path, columns, list(head.columns))
-            return _read_csv(path, sep, columns, str_cols)
-
-        names = pq.read_schema(path).names
-        _check_columns(path, columns, names)
-        return pq.read_table(path, columns=columns).to_pandas()
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as e:
+            df = _read_csv(path, sep, columns, str_cols)
+        else:
+            names = pq.read_schema(path).names
+            _check_columns(path, columns, names)
+            df = pq.read_table(path, columns=columns).to_pandas()
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, pa.ArrowInvalid) as e:
         raise DataError(f"{path}: cannot read as {fmt}: {e}") from None
+    return df
 
 
 def _check_columns(path, wanted, present):
@@ -99,10 +103,14 @@ def read_table(path, fmt, sep, columns, str_cols=()):
         files = sorted(p.glob(f"*.{fmt}"))
         if not files:
             raise DataError(f"{p}: directory holds no *.{fmt} files")
-        return pd.concat([_read_one(f, fmt, sep, columns, str_cols) for f in files], ignore_index=True)
-    if not p.is_file():
+        df = pd.concat([_read_one(f, fmt, sep, columns, str_cols) for f in files], ignore_index=True)
+    elif not p.is_file():
         raise DataError(f"Data file not found: {p}")
-    return _read_one(p, fmt, sep, columns, str_cols)
+    else:
+        df = _read_one(p, fmt, sep, columns, str_cols)
+    if len(df) == 0:
+        raise DataError(f"{p}: no data rows (a header only); a split needs at least one row")
+    return df
 
 
 def _bad_row(path, col, values, ok_mask, what):
