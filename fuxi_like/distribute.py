@@ -42,6 +42,17 @@ def configure_logical_cpus(n):
         log.warning("logical_cpus=%s not applied: %s", n, e)
 
 
+def is_chief_task(tf_config=None):
+    """Whether this process is the chief of a multi-worker cluster (TF_CONFIG: the `chief` task, or worker 0 when
+    the cluster has no chief); True without TF_CONFIG."""
+    cfg = tf_config if tf_config is not None else json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = cfg.get("task", {})
+    if not task:
+        return True
+    return task.get("type") == "chief" or (task.get("type") == "worker" and int(task.get("index", 0)) == 0 and
+                                           "chief" not in cfg.get("cluster", {}))
+
+
 def make_strategy(kind, devices=None):
     """Return (strategy or None, info dict with num_replicas, num_workers, worker_index, is_chief)."""
 
@@ -62,8 +73,7 @@ def make_strategy(kind, devices=None):
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     patch_keras_multi_worker()
     index = int(task.get("index", 0))
-    is_chief = task.get("type") == "chief" or (task.get("type") == "worker" and index == 0 and
-                                               "chief" not in cfg.get("cluster", {}))
+    is_chief = is_chief_task(cfg)
     return strategy, {"num_replicas": strategy.num_replicas_in_sync, "num_workers": max(1, len(workers)),
                       "worker_index": index, "is_chief": is_chief}
 

@@ -9,6 +9,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .errors import ConfigError
+
 
 def atomic_write_text(path, text):
     """Write `text` to `path` so a reader never sees a partial file."""
@@ -54,6 +56,32 @@ def file_lock(path):
             yield
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def expid_lock(path, what):
+    """Hold an exclusive lock on `path` for one run of an expid (its checkpoints, resume snapshot and saved model
+    live beside it): a second process of the same expid and model_root fails at once with a clear message instead
+    of resuming from the first one's live snapshot and writing a duplicate results row. The lock dies with the
+    process (flock), so a killed run never leaves a stale one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise ConfigError(f"{what}: already running ({holder}, lock {path}); two runs of one expid would share "
+                              f"its checkpoints. Wait for it, or give this run another model_root") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+        yield
+    finally:
+        f.close()  # releases the lock
 
 
 def stable_hash(obj, n=None):

@@ -13,8 +13,9 @@ import tensorflow as tf
 import yaml
 
 from .config import load_yaml, resolve_path
-from .distribute import configure_logical_cpus, make_strategy
+from .distribute import configure_logical_cpus, is_chief_task, make_strategy
 from .errors import ConfigError, DataError
+from .io_utils import expid_lock
 from .experiment import build_experiment, prepare_experiment
 from .results import append_result, read_results
 from .training import fit_model
@@ -39,6 +40,15 @@ def run_expid(config_dir, expid, gpu=-1, results_file=None, model_modules=None, 
     t_start = time.time()
     spec = prepare_experiment(config_dir, expid, model_dir=model_dir, model_modules=model_modules,
                               overrides=overrides)
+    root = Path(resolve_path(spec.params["model_root"], spec.run_dir)) / spec.params["dataset_id"]
+    if spec.params["distribute"] == "multi_worker" and not is_chief_task():
+        return _run(spec, expid, gpu, results_file, rebuild_dataset, t_start)  # a worker writes to a temp dir
+    with expid_lock(root / f".{expid}.lock", f"{spec.params['config_file']}: {expid}"):
+        return _run(spec, expid, gpu, results_file, rebuild_dataset, t_start)
+
+
+def _run(spec, expid, gpu, results_file, rebuild_dataset, t_start):
+    """run_expid's body, under the expid's lock."""
     params, run_dir = spec.params, spec.run_dir
     # energy/carbon accounting (the `green` extra): checked here, before any data is built
     energy = EnergyTracker.from_params(params, gpu) if params["energy_tracking"] else None

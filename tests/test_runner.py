@@ -74,3 +74,40 @@ def test_group_id_must_be_a_meta_feature(folder, tmp_path):
     cfg.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match=r"B\.group_id: feature 'user_id' has type categorical, expected meta"):
         fuxi_like.run_expid(folder, "B", results_file=str(tmp_path / "r.csv"), model_modules=[zoo_module("DeepFM")])
+
+
+def test_a_second_process_of_a_running_expid_stops_with_a_clear_error(folder, tmp_path):
+    """One owner per expid: while a process holds the expid's lock (its checkpoints live beside it), another run
+    of it fails at once, writing nothing; the lock is free again when the holder ends."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from fuxi_like.config import resolve_path
+    from fuxi_like.errors import ConfigError
+    from fuxi_like.experiment import load_model_config
+
+    params = load_model_config(folder, "N")
+    from helpers import ROOT
+
+    lock = Path(resolve_path(params["model_root"], folder.parent)) / params["dataset_id"] / ".N.lock"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; sys.path.insert(0, %r)\n"
+        "from fuxi_like.io_utils import expid_lock\n"
+        "with expid_lock(%r, 'N'):\n    print('held', flush=True); time.sleep(60)") % (str(ROOT), str(lock))],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        res = tmp_path / "r.csv"
+        with pytest.raises(ConfigError, match=r"model_config.yaml: N: already running \(pid \d+, lock .*\.N\.lock\)"):
+            fuxi_like.run_expid(folder, "N", results_file=str(res), model_modules=[zoo_module("DeepFM")])
+        assert not res.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    from fuxi_like.io_utils import expid_lock
+
+    t0 = time.time()
+    with expid_lock(lock, "N"):  # free once the holder is gone (no stale lock)
+        assert time.time() - t0 < 5
