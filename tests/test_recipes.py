@@ -103,3 +103,24 @@ def test_recbole_source_on_unisrec_scientific():
     # UniSRec (KDD'22) Table 1, Scientific: 8,442 users, 4,385 items, 59,427 interactions
     assert len(seqs) == 8442 and len({i for s in seqs.values() for i in s}) == 4385
     assert sum(len(s) for s in seqs.values()) == 59427
+
+
+def test_user_items_reads_sasrecs_one_pair_a_line_files_like_one_user_a_line(tmp_path):
+    from fuxi_like.datasets.seq_loo import read_user_items
+    from fuxi_like.errors import DataError
+
+    per_user = tmp_path / "users.txt"
+    per_user.write_text("u1 a b c d\nu2 b c e\n")
+    pairs = tmp_path / "pairs.txt"  # SASRec's data layout: one interaction a line, chronological
+    pairs.write_text("u1 a\nu1 b\nu2 b\nu1 c\nu2 c\nu1 d\nu2 e\n")
+    want = {"u1": ["a", "b", "c", "d"], "u2": ["b", "c", "e"]}
+    assert read_user_items(per_user) == want
+    assert read_user_items(pairs) == want  # detected: two fields a line, users repeat
+    assert read_user_items(pairs, layout="pair_per_line") == want
+    # a user on two lines of a one-user-a-line file would lose the first line's items: an error naming both
+    bad = tmp_path / "bad.txt"
+    bad.write_text("u1 a b\nu2 c d e\nu1 f g\n")
+    with pytest.raises(DataError, match=r"bad\.txt: user 'u1' is on line 1 and line 3"):
+        read_user_items(bad)
+    with pytest.raises(DataError, match=r"line 1: a one-pair-a-line file .* got 3 fields"):
+        read_user_items(bad, layout="pair_per_line")

@@ -2,7 +2,9 @@
 
 Sources:
 - `user_items`: one user a line, `user item1 item2 ...` in chronological order
-  (the Amazon 5-core / LastFM files of SASRec and S3-Rec, e.g. `amazon_seq/Beauty.txt`);
+  (the Amazon 5-core / LastFM files of S3-Rec, e.g. `amazon_seq/Beauty.txt`), or one `user item` pair a line
+  in chronological order (SASRec's original data files); `layout: auto` (default) tells them apart, or
+  `user_per_line` / `pair_per_line` (see `read_user_items`);
 - `movielens`: a MovieLens `ratings.csv` (userId, movieId, rating, timestamp); each user's
   ratings sorted by time (ties by movieId); `min_rating` keeps only ratings >= it;
 - `recbole`: RecBole atomic files `<prefix>.{train,valid,test}.inter` (user_id, item_id_list,
@@ -30,6 +32,7 @@ never interacted with, sampled uniformly (seeded), for the sampled-negatives pro
 full ranking over all items is the default evaluation and needs no column.
 """
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -38,14 +41,26 @@ import pandas as pd
 from ..errors import DataError
 from .synthetic_ctr import write_splits
 
+log = logging.getLogger("fuxi_like")
+
 SOURCES = ("user_items", "movielens", "recbole", "synthetic")
 
 
-def read_user_items(path):
+LAYOUTS = ("auto", "user_per_line", "pair_per_line")
+
+
+def read_user_items(path, layout="auto"):
+    """{user: [items]} from a whitespace-separated file in chronological order, in one of two layouts:
+    `user_per_line` (`user item1 item2 ...`, S3-Rec's Amazon files) or `pair_per_line` (`user item`, one interaction
+    a line, SASRec's original data files). `auto` reads pairs when every line has exactly two fields and some user
+    is on more than one line, else one user a line. A user on two lines of a one-user-a-line file is an error naming
+    both lines (reading it would overwrite the first line's items)."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"sequence file not found: {p} (set recipe.source_path)")
-    seqs = {}
+    if layout not in LAYOUTS:
+        raise DataError(f"seq_loo: layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    lines = []
     with open(p, encoding="utf-8") as f:
         for i, line in enumerate(f, 1):
             parts = line.split()
@@ -53,7 +68,31 @@ def read_user_items(path):
                 continue
             if len(parts) < 2:
                 raise DataError(f"{p}: line {i} has a user but no items: {line.strip()!r}")
-            seqs[parts[0]] = parts[1:]
+            lines.append((i, parts))
+    first_line = {}
+    repeated = None
+    for i, parts in lines:
+        if parts[0] in first_line and repeated is None:
+            repeated = (parts[0], first_line[parts[0]], i)
+        first_line.setdefault(parts[0], i)
+    if layout == "auto":
+        layout = "pair_per_line" if repeated and all(len(parts) == 2 for _, parts in lines) else "user_per_line"
+    seqs = {}
+    if layout == "pair_per_line":
+        for i, parts in lines:
+            if len(parts) != 2:
+                raise DataError(f"{p}: line {i}: a one-pair-a-line file (layout pair_per_line) needs `user item`, "
+                                f"got {len(parts)} fields")
+            seqs.setdefault(parts[0], []).append(parts[1])
+        log.info("%s: read as one (user, item) pair a line: %d lines, %d users", p, len(lines), len(seqs))
+        return seqs
+    if repeated:
+        user, a, b = repeated
+        raise DataError(f"{p}: user {user!r} is on line {a} and line {b}; a `user item1 item2 ...` file holds one "
+                        f"line per user (reading it would drop line {a}'s items). For one `user item` pair a line "
+                        f"(SASRec's data files) every line must have two fields, or set the recipe's layout")
+    for _, parts in lines:
+        seqs[parts[0]] = parts[1:]
     return seqs
 
 
@@ -206,12 +245,12 @@ def loo_frames(seqs, max_history=50, train_rows="all", num_eval_negatives=0, see
 
 
 def make(train_path, valid_path, test_path, source="user_items", source_path=None, min_rating=None,
-         max_history=50, train_rows="all", num_eval_negatives=0, seed=2024, synthetic=None):
+         max_history=50, train_rows="all", num_eval_negatives=0, seed=2024, synthetic=None, layout="auto"):
     """Recipe entry point (`recipe: {name: seq_loo, source: ..., source_path: ...}`)."""
     if source not in SOURCES:
         raise DataError(f"seq_loo recipe: source must be one of {SOURCES}, got {source!r}")
     if source == "user_items":
-        seqs = read_user_items(source_path)
+        seqs = read_user_items(source_path, layout)
     elif source == "movielens":
         seqs = read_movielens(source_path, min_rating)
     elif source == "recbole":
