@@ -192,7 +192,7 @@ def test_corrupt_and_truncated_files_name_the_file(tmp_path):
     vid.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x13" * 500)
     with pytest.raises(MediaError, match="trunc.wav: truncated WAV"):
         decode_audio(trunc)
-    with pytest.raises(MediaError, match="junk.ogg: cannot decode audio"):
+    with pytest.raises(MediaError, match="junk.ogg: cannot decode audio with soundfile .* nor with PyAV"):
         decode_audio(junk)
     with pytest.raises(MediaError, match="junk.mp4: cannot"):
         decode_video(vid)
@@ -336,3 +336,34 @@ def test_dataset_from_yaml_template():
     x, y = next(iter(dataset_from_config(cfg, batch_size=4, train=True)))
     assert x["log_mel"].shape == (4, 498, 64) and y.shape == (4,)
     assert load_media_config(tmpl, "ave")["video"]["n_segments"] == 10
+
+
+def test_flac_inside_ogg_falls_back_from_soundfile_to_pyav(tmp_path, caplog):
+    """libsndfile rejects FLAC in an Ogg container ('unknown error in flac decoder'); FFmpeg reads it."""
+    import logging
+
+    import av
+    import soundfile as sf
+
+    sr = 16000
+    x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(sr) / sr)).astype(np.float32)
+    path = tmp_path / "flac_in.ogg"
+    c = av.open(str(path), "w", format="ogg")
+    st = c.add_stream("flac", rate=sr, layout="mono")
+    st.format = "s16"
+    pcm = (x * 32767).astype(np.int16)[None]
+    for i in range(0, sr, 1024):
+        fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, i:i + 1024]), format="s16", layout="mono")
+        fr.sample_rate, fr.pts = sr, i
+        for pkt in st.encode(fr):
+            c.mux(pkt)
+    for pkt in st.encode(None):
+        c.mux(pkt)
+    c.close()
+    with pytest.raises(Exception):
+        sf.read(str(path))
+    with caplog.at_level(logging.DEBUG, logger="fuxi_like"):
+        y, rate = decode_audio(path)
+    assert rate == sr and y.shape == (sr, 1)
+    np.testing.assert_allclose(y[:, 0], x, atol=1e-4)  # lossless, 16-bit
+    assert "decoded by PyAV after soundfile failed" in caplog.text

@@ -2,7 +2,8 @@
 
 - WAV (PCM 16-bit) through `tf.audio.decode_wav`; other WAV encodings, FLAC, OGG/Vorbis
   and MP3 through `soundfile`; audio tracks inside video containers (mp4, webm, mkv,
-  ...) through PyAV.
+  ...) through PyAV. When the first decoder fails, the other one is tried (soundfile <-> PyAV;
+  e.g. FLAC in an .ogg, which libsndfile rejects), before a MediaError names both reasons.
 - `to_mono` downmixes by averaging channels.
 - `resample` is a polyphase resampler with a Kaiser-windowed sinc low-pass
   (anti-aliasing below the lower Nyquist), exact rational ratios up/down.
@@ -12,6 +13,7 @@ Every decoding failure raises `MediaError` naming the file.
 """
 
 import contextlib
+import logging
 import struct
 from fractions import Fraction
 from functools import lru_cache
@@ -21,6 +23,8 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import DataError
+
+log = logging.getLogger("fuxi_like")
 
 
 class MediaError(DataError):
@@ -41,12 +45,34 @@ def decode_audio(path):
         if ext == ".wav":
             return _decode_wav(p)
         if ext in SOUNDFILE_EXT:
-            return _decode_soundfile(p)
-        return decode_container_audio(p)
+            return _with_fallback(p, ("soundfile", _decode_soundfile), ("PyAV", decode_container_audio))
+        return _with_fallback(p, ("PyAV", decode_container_audio), ("soundfile", _decode_soundfile))
     except MediaError:
         raise
     except Exception as e:  # noqa: BLE001 - any decoder failure becomes a clear, named error
         raise MediaError(f"{p}: cannot decode audio ({type(e).__name__}: {e})") from None
+
+
+def _with_fallback(p, first, second):
+    """Decode with `first` (name, fn); when it fails, with `second` (e.g. FLAC inside an .ogg, which libsndfile
+    rejects and FFmpeg reads); both failing is one MediaError naming the file and both decoders' reasons. The
+    decoder that read the file is logged at debug level."""
+    try:
+        out = first[1](p)
+        log.debug("%s: decoded by %s", p, first[0])
+        return out
+    except MediaError as e1:
+        try:
+            out = second[1](p)
+        except MediaError as e2:
+            raise MediaError(f"{p}: cannot decode audio with {first[0]} ({_reason(p, e1)}) nor with {second[0]} "
+                             f"({_reason(p, e2)})") from None
+        log.debug("%s: decoded by %s after %s failed (%s)", p, second[0], first[0], _reason(p, e1))
+        return out
+
+
+def _reason(p, err):
+    return str(err).replace(f"{p}: ", "", 1)
 
 
 def _decode_wav(p):
