@@ -31,6 +31,10 @@ class MediaError(DataError):
     """A media file is missing, corrupt, truncated or has no usable stream."""
 
 
+class NoStreamError(MediaError):
+    """The file decodes but holds no stream of the kind asked for (no other decoder is tried)."""
+
+
 SOUNDFILE_EXT = {".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au"}
 CONTAINER_EXT = {".mp4", ".m4a", ".webm", ".mkv", ".mov", ".avi", ".opus", ".aac"}
 
@@ -61,6 +65,8 @@ def _with_fallback(p, first, second):
         out = first[1](p)
         log.debug("%s: decoded by %s", p, first[0])
         return out
+    except NoStreamError:
+        raise
     except MediaError as e1:
         try:
             out = second[1](p)
@@ -133,7 +139,7 @@ def open_stream(path, kind):
         with av.open(str(p)) as c:
             streams = getattr(c.streams, kind)
             if not streams:
-                raise MediaError(f"{p}: no {kind} stream")
+                raise NoStreamError(f"{p}: no {kind} stream")
             yield c, streams[0]
     except MediaError:
         raise
