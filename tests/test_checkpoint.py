@@ -83,3 +83,28 @@ def test_snapshot_of_other_params_is_not_resumed(folder, tmp_path):
     state_file.write_text(json.dumps(st))
     _, state = train(folder, tmp_path / "x")
     assert [h["epoch"] for h in state["history"]] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("damage", ["truncate_npz", "garble_json"])
+def test_a_damaged_snapshot_is_moved_aside_and_training_starts_over(folder, tmp_path, damage, caplog):
+    """A truncated variables.npz or a garbled state.json no longer fails every rerun: the snapshot is moved aside
+    with a warning naming the file, and the run trains from the start (equal to a clean run)."""
+    import logging
+
+    clean_model, clean_state = train(folder, tmp_path / "clean")
+    with pytest.raises(KeyboardInterrupt):
+        train(folder, tmp_path / "x", callbacks=[Crash()])
+    snap = tmp_path / "x.resume"
+    if damage == "truncate_npz":
+        f = snap / "variables.npz"
+        f.write_bytes(f.read_bytes()[:200])
+    else:
+        (snap / "state.json").write_text('{"epoch": 2, "monit')
+    with caplog.at_level(logging.WARNING, logger="fuxi_like"):
+        model, state = train(folder, tmp_path / "x")
+    assert "Resume snapshot unreadable" in caplog.text and ("variables.npz" in caplog.text or
+                                                             "state.json" in caplog.text)
+    assert [h["epoch"] for h in state["history"]] == [1, 2, 3, 4]
+    for a, b in zip(clean_state["history"], state["history"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
+    assert list(tmp_path.glob("x.resume.damaged-*"))  # kept for inspection

@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import time
+import zipfile
 from pathlib import Path
 
 import keras
@@ -38,6 +39,10 @@ class EpochSetter(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.pipeline.epoch.assign(epoch)
+
+
+class SnapshotError(Exception):
+    """A resume snapshot that cannot be read back (truncated, garbled, or another model's)."""
 
 
 class Snapshot:
@@ -71,21 +76,42 @@ class Snapshot:
         shutil.rmtree(old, ignore_errors=True)
 
     def load_state(self):
-        with open(self.dir / "state.json", encoding="utf-8") as f:
-            return json.load(f)
+        p = self.dir / "state.json"
+        try:
+            with open(p, encoding="utf-8") as f:
+                state = json.load(f)
+        except (OSError, ValueError) as e:
+            raise SnapshotError(f"{p}: {type(e).__name__}: {e}") from None
+        if not isinstance(state, dict) or "variable_shapes" not in state:
+            raise SnapshotError(f"{p}: not a snapshot state (no variable_shapes)")
+        return state
 
     def restore(self, model):
-        """Assign saved values; the model and optimizer must already be built."""
+        """Assign saved values; the model and optimizer must already be built. Every array is read and checked
+        before the first assignment, so a damaged file (SnapshotError) leaves the model as it was."""
         state = self.load_state()
         vs = self._variables(model)
         # paths differ between instances (auto-numbered layer names); order and shapes do not
         if [list(v.shape) for v in vs] != state["variable_shapes"]:
-            raise RuntimeError(f"resume snapshot {self.dir} does not match this model's variables; "
-                               f"delete it to start over")
-        with np.load(self.dir / "variables.npz") as data:
-            for i, v in enumerate(vs):
-                v.assign(data[f"v{i:05d}"])
+            raise SnapshotError(f"{self.dir} does not match this model's variables (another model's snapshot)")
+        p = self.dir / "variables.npz"
+        try:
+            with np.load(p) as data:
+                values = [data[f"v{i:05d}"] for i in range(len(vs))]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise SnapshotError(f"{p}: {type(e).__name__}: {e}") from None
+        for v, value in zip(vs, values):
+            if list(value.shape) != list(v.shape):
+                raise SnapshotError(f"{p}: an array has shape {list(value.shape)}, the variable {list(v.shape)}")
+        for v, value in zip(vs, values):
+            v.assign(value)
         return state
+
+    def quarantine(self):
+        """Move a damaged snapshot aside (`<dir>.damaged-<time>`, kept for inspection); returns the new path."""
+        dst = self.dir.parent / f"{self.dir.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        os.replace(self.dir, dst)
+        return dst
 
     def delete(self):
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -3,7 +3,7 @@
 import logging
 from pathlib import Path
 
-from .callbacks import EpochSetter, Snapshot, TrainingMonitor
+from .callbacks import EpochSetter, Snapshot, SnapshotError, TrainingMonitor
 from .params import training_params
 
 log = logging.getLogger("fuxi_like")
@@ -36,15 +36,19 @@ def fit_model(model, pipeline, params, checkpoint_prefix, run_hash="", group_id=
 
     initial_epoch, state, finished = 0, None, False
     if params["resume"] and snapshot.exists():
-        saved = snapshot.load_state()
-        if saved.get("run_hash") == run_hash:
-            snapshot.restore(model)
-            initial_epoch, state = saved["epoch"], saved["monitor"]
-            finished = saved.get("stop_training", False) or initial_epoch >= params["epochs"]
-            log.info("Resuming from %s after epoch %d", snapshot.dir, initial_epoch)
-        else:
-            log.warning("Ignoring resume snapshot %s: it belongs to other params", snapshot.dir)
-            snapshot.delete()
+        try:
+            saved = snapshot.load_state()
+            if saved.get("run_hash") == run_hash:
+                snapshot.restore(model)  # reads and checks every array before assigning any
+                initial_epoch, state = saved["epoch"], saved["monitor"]
+                finished = saved.get("stop_training", False) or initial_epoch >= params["epochs"]
+                log.info("Resuming from %s after epoch %d", snapshot.dir, initial_epoch)
+            else:
+                log.warning("Ignoring resume snapshot %s: it belongs to other params", snapshot.dir)
+                snapshot.delete()
+        except SnapshotError as e:
+            moved = snapshot.quarantine()
+            log.warning("Resume snapshot unreadable (%s); moved aside to %s, training starts over", e, moved)
 
     class _Tagged(Snapshot):
         def save(self, m, st):
