@@ -50,6 +50,15 @@ DATASET_KEYS = {
     "recipe": ((dict, type(None)), None),
 }
 DATASET_REQUIRED = ("data_root", "train_data", "feature_cols", "label_col")
+# the smallest value of the integer keys (a dataset's and a feature's); None passes
+MIN_VALUES = {"min_categr_count": 1, "block_size": 1, "embedding_dim": 1, "pretrain_dim": 1, "max_len": 1}
+
+
+def check_min(where, key, value):
+    """ConfigError when an integer key is below its smallest sensible value (MIN_VALUES)."""
+    low = MIN_VALUES.get(key)
+    if low is not None and isinstance(value, int) and not isinstance(value, bool) and value < low:
+        raise ConfigError(f"{where}: key '{key}' must be >= {low}, got {value}")
 
 FEATURE_KEYS = {
     "name": ((str, list), None),
@@ -181,6 +190,7 @@ def expand_feature_cols(feature_cols, where):
             if k not in FEATURE_KEYS:
                 raise unknown_key_error(w, k, FEATURE_KEYS)
             check_type(w, k, v, FEATURE_KEYS[k][0])
+            check_min(w, k, v)
         for k in ("name", "type"):
             if k not in spec:
                 raise ConfigError(f"{w}: missing required key '{k}'")
@@ -341,6 +351,7 @@ def load_dataset_config(config_dir, dataset_id):
         if k not in DATASET_KEYS:
             raise unknown_key_error(where, k, DATASET_KEYS)
         check_type(where, k, v, DATASET_KEYS[k][0])
+        check_min(where, k, v)
     for k in DATASET_REQUIRED:
         if raw.get(k) is None:
             raise ConfigError(f"{where}: missing required key '{k}'")

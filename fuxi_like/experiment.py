@@ -124,6 +124,17 @@ def _types_of_default(default):
     return (type(default),)
 
 
+def model_range_check(where, key, value):
+    """The ranges every model shares by naming convention: `embedding_dim` and `*_dim` / `*_units` sizes >= 1,
+    dropout rates (`*dropout*`) in [0, 1) (a number or a list of them)."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    nums = [x for x in values if isinstance(x, (int, float)) and not isinstance(x, bool)]
+    if "dropout" in key and any(not 0 <= x < 1 for x in nums):
+        raise ConfigError(f"{where}: key '{key}' is a dropout rate, must be in [0, 1), got {value!r}")
+    if (key == "embedding_dim" or key.endswith(("_dim", "_units"))) and any(x < 1 for x in nums):
+        raise ConfigError(f"{where}: key '{key}' is a size, must be >= 1, got {value!r}")
+
+
 def validate_model_params(params, model_cls):
     """Check every key against RUNNER_KEYS + the model's constructor signature; return the params
     completed with both sets of defaults (so a results row lists every value the run used)."""
@@ -146,6 +157,7 @@ def validate_model_params(params, model_cls):
             default = model_keys[k]
             if default is not None and default is not inspect.Parameter.empty and v is not None:
                 check_type(where, k, v, _types_of_default(default))
+            model_range_check(where, k, v)
         out[k] = v
     out = training_params(out)
     for k, default in model_keys.items():

@@ -199,3 +199,27 @@ def test_empty_and_header_only_csvs_are_data_errors_naming_the_file(tmp_path, co
     (tmp_path / "model" / "train.csv").write_text(content)
     with pytest.raises(DataError, match=message):
         build_dataset(cfg)
+
+
+@pytest.mark.parametrize("spec,message", [
+    ({"learning_rate": 1e6}, r"key 'learning_rate' is 1000000.0, above 10.0"),
+    ({"net_dropout": 1.5}, r"key 'net_dropout' is a dropout rate, must be in \[0, 1\), got 1.5"),
+    ({"embedding_dim": 0}, r"key 'embedding_dim' is a size, must be >= 1, got 0"),
+    ({"hidden_units": [64, -1]}, r"key 'hidden_units' is a size, must be >= 1, got \[64, -1\]"),
+])
+def test_out_of_range_model_values_name_the_key(tmp_path, spec, message):
+    d = cfg_dir(tmp_path, models={"E1": {"model": "DNN", "dataset_id": "d1", **spec}})
+    with pytest.raises(ConfigError, match=r"model_config.yaml: E1: " + message):
+        validate_model_params(load_model_config(d, "E1"), zoo_module("DNN").DNN)
+
+
+@pytest.mark.parametrize("where,key,value", [("feature", "max_len", -5), ("feature", "embedding_dim", 0),
+                                             ("feature", "min_categr_count", -1), ("dataset", "block_size", 0),
+                                             ("dataset", "min_categr_count", 0)])
+def test_out_of_range_dataset_and_feature_values_name_the_key(tmp_path, where, key, value):
+    feat = {"name": "a", "type": "sequence", "max_len": 3}
+    ds = dict(DATA["d1"], feature_cols=[dict(feat, **({key: value} if where == "feature" else {}))])
+    if where == "dataset":
+        ds[key] = value
+    with pytest.raises(ConfigError, match=rf"key '{key}' must be >= \d+, got {value}"):
+        load_dataset_config(cfg_dir(tmp_path, {"d1": ds}), "d1")

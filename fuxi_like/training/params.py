@@ -66,11 +66,17 @@ RANGES = {
 }
 
 
+MAX_LEARNING_RATE = 10.0
+
+
 def range_error(key, value):
     """A message when a runner key's value is outside its range (RANGES), else None."""
     if key not in RANGES or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     low, inclusive = RANGES[key]
+    if key == "learning_rate" and value > MAX_LEARNING_RATE:
+        return (f"key 'learning_rate' is {value!r}, above {MAX_LEARNING_RATE} (no optimizer here trains at that "
+                f"rate: a typo of an exponent?)")
     if key == "lr_decay_factor" and value >= 1:
         return f"key 'lr_decay_factor' must be in (0, 1), got {value!r}"
     if value > low or (inclusive and value == low):
