@@ -21,10 +21,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pyarrow.parquet as pq
+
 from .config import check_type, load_dataset_config, read_yaml, resolve_path
 from .data.build_dataset import build_dataset, load_feature_map
-from .data.tf_dataset import InputPipeline
-from .errors import ConfigError, closest, unknown_key_error
+from .data.tf_dataset import InputPipeline, split_files
+from .errors import ConfigError, DataError, closest, unknown_key_error
 from .io_utils import stable_hash
 from .metrics import metric_label, monitor_metrics, needs_groups
 from .models import BaseModel
@@ -251,6 +254,41 @@ def prepare_experiment(config_dir, expid, model_dir=None, model_modules=None, ov
     return ExperimentSpec(expid, params, model_cls, data_cfg, recipes, config_dir.parent)
 
 
+AUC_METRICS = ("AUC", "gAUC", "avgAUC")
+
+
+def _num(x):
+    x = float(x)
+    return int(x) if x.is_integer() else x
+
+
+def check_labels(fmap, data_dir, spec, task):
+    """Label domain per task, before any training: binary_classification labels are 0 or 1 in every split (a `2`
+    would train as a positive and evaluate as nonsense), and a split that selects the best epoch by an AUC has both
+    classes (with one, every AUC is undefined and `nan` would be "improved" on). DataError naming the file, the
+    split, the label and a bad row."""
+    where = f"{spec.params['config_file']}: {spec.expid}: dataset {fmap.dataset_id}"
+    monitor = spec.params["monitor"]
+    watched = monitor_metrics(monitor)
+    splits = [s for s in ("train", "valid", "test") if (Path(data_dir) / s).is_dir()]
+    monitor_split = "valid" if "valid" in splits else "test"
+    for name in fmap.labels:
+        for split in splits:
+            files = [str(f) for f in split_files(data_dir, split)]
+            y = pq.read_table(files, columns=[name]).column(name).to_numpy(zero_copy_only=False)
+            source = spec.data_cfg.get(f"{split}_data") or split
+            if task == "binary_classification" and len(y):
+                bad = np.flatnonzero((y != 0) & (y != 1))
+                if len(bad):
+                    raise DataError(f"{where}: {source}: label '{name}' must be 0 or 1 for binary_classification; "
+                                    f"data row {int(bad[0])} has {_num(y[bad[0]])} ({len(bad)} of {len(y)} rows are "
+                                    f"neither). Map the labels in the data (e.g. rating >= 4 -> 1) or set task")
+            if split == monitor_split and any(str(m) in AUC_METRICS for m in watched) and len(np.unique(y)) < 2:
+                raise DataError(f"{where}: {source}: every {split} label '{name}' is {_num(y[0]) if len(y) else 'missing'}; "
+                                f"the monitor {monitor!r} (an AUC) is undefined on one class. Fix the split or "
+                                f"monitor another metric")
+
+
 def build_experiment(spec, rebuild_dataset=False, strategy=None, shard=None, adapt=True):
     """Build the processed data, the model (compiled, inside `strategy`'s scope if given) and its
     input pipeline for a prepared `spec`. The model is seeded with the run's seed right before it is
@@ -267,6 +305,7 @@ def build_experiment(spec, rebuild_dataset=False, strategy=None, shard=None, ada
     with strategy.scope() if strategy else contextlib.nullcontext():
         model = spec.model_cls(fmap, **model_kwargs(params, spec.model_cls))
         model.compile_from_params(params)
+    check_labels(fmap, data_dir, spec, getattr(model, "task", None))
     pipeline = InputPipeline(fmap, params["batch_size"], seed=params["seed"], streaming=params["streaming"],
                              shard=shard, augment=model.extra_inputs(), eval_batch_size=params["eval_batch_size"])
     if adapt:

@@ -223,3 +223,36 @@ def test_out_of_range_dataset_and_feature_values_name_the_key(tmp_path, where, k
         ds[key] = value
     with pytest.raises(ConfigError, match=rf"key '{key}' must be >= \d+, got {value}"):
         load_dataset_config(cfg_dir(tmp_path, {"d1": ds}), "d1")
+
+
+def _label_folder(tmp_path, train_labels, valid_labels, monitor="AUC"):
+    import pandas as pd
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    for split, labels in (("train", train_labels), ("valid", valid_labels)):
+        pd.DataFrame({"a": [f"x{i % 5}" for i in range(len(labels))], "label": labels}).to_csv(
+            tmp_path / f"{split}.csv", index=False)
+    data = {"d1": {"data_root": str(tmp_path / "proc"), "train_data": str(tmp_path / "train.csv"),
+                   "valid_data": str(tmp_path / "valid.csv"), "feature_cols": [{"name": "a", "type": "categorical"}],
+                   "label_col": {"name": "label"}}}
+    return cfg_dir(tmp_path, data, {"E1": {"model": "DNN", "dataset_id": "d1", "monitor": monitor,
+                                            "metrics": ["AUC", "logloss"]}})
+
+
+def test_binary_labels_outside_0_1_are_a_data_error_naming_file_and_row(tmp_path):
+    from fuxi_like.experiment import build_experiment, prepare_experiment
+
+    d = _label_folder(tmp_path, [0, 1] * 10 + [2], [0, 1] * 5)
+    with pytest.raises(DataError, match=r"E1: dataset d1: .*train\.csv: label 'label' must be 0 or 1 .*data row 20 "
+                                        r"has 2"):
+        build_experiment(prepare_experiment(d, "E1", model_modules=[zoo_module("DNN")]))
+
+
+def test_a_one_class_validation_split_under_an_auc_monitor_is_a_data_error(tmp_path):
+    from fuxi_like.experiment import build_experiment, prepare_experiment
+
+    d = _label_folder(tmp_path, [0, 1] * 10, [0] * 10)
+    with pytest.raises(DataError, match=r"valid\.csv: every valid label 'label' is 0; the monitor 'AUC'"):
+        build_experiment(prepare_experiment(d, "E1", model_modules=[zoo_module("DNN")]))
+    d = _label_folder(tmp_path / "b", [0, 1] * 10, [0] * 10, monitor="logloss")
+    build_experiment(prepare_experiment(d, "E1", model_modules=[zoo_module("DNN")]))  # logloss is defined: runs
