@@ -256,3 +256,28 @@ def test_a_one_class_validation_split_under_an_auc_monitor_is_a_data_error(tmp_p
         build_experiment(prepare_experiment(d, "E1", model_modules=[zoo_module("DNN")]))
     d = _label_folder(tmp_path / "b", [0, 1] * 10, [0] * 10, monitor="logloss")
     build_experiment(prepare_experiment(d, "E1", model_modules=[zoo_module("DNN")]))  # logloss is defined: runs
+
+
+def test_a_row_with_extra_fields_is_a_data_error_naming_the_line(tmp_path):
+    from fuxi_like.data.build_dataset import build_dataset
+
+    cfg = load_dataset_config(cfg_dir(tmp_path), "d1")
+    (tmp_path / "model" / "train.csv").write_text("a,label\nx,0\ny,1,9,9\nz,0\n")
+    with pytest.raises(DataError, match=r"train\.csv: line 3 has 4 fields, the header 2"):
+        build_dataset(cfg)
+
+
+def test_a_wrong_sequence_splitter_is_warned_with_counts(tmp_path, caplog):
+    import logging
+
+    from fuxi_like.data.build_dataset import build_dataset
+
+    data = {"d1": dict(DATA["d1"], feature_cols=[{"name": "a", "type": "categorical"},
+                                                 {"name": "s", "type": "sequence", "max_len": 4, "splitter": ","}])}
+    cfg = load_dataset_config(cfg_dir(tmp_path, data), "d1")
+    rows = "\n".join(f"x{i % 3},{i % 5}^{i % 7}^{i % 2},{i % 2}" for i in range(40))
+    (tmp_path / "model" / "train.csv").write_text("a,s,label\n" + rows + "\n")
+    with caplog.at_level(logging.WARNING, logger="fuxi_like"):
+        build_dataset(cfg)
+    assert "feature 's': 100% of the first 40 rows hold one token with splitter ','" in caplog.text
+    assert "contain '^'" in caplog.text

@@ -53,9 +53,26 @@ def _read_csv(path, sep, columns, str_cols):
         # checks below name the bad row
         try:
             return pd.read_csv(path, sep=sep, usecols=columns, dtype=dtype, engine="pyarrow")
+        except pd.errors.ParserError as e:
+            if "Expected" in str(e) and "columns" in str(e):  # the C parser below would drop the extra fields
+                raise DataError(_field_count_error(path, sep)) from None
         except (pa.ArrowInvalid, ValueError):
             pass
     return pd.read_csv(path, sep=sep, usecols=columns, dtype=dtype, keep_default_na=True)
+
+
+def _field_count_error(path, sep):
+    """The message for a row whose field count differs from the header's (line number and both counts)."""
+    import csv  # lazy: only this error path reads the file line by line
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.reader(f, delimiter=sep)
+        header = next(reader, [])
+        for row in reader:
+            if row and len(row) != len(header):
+                return (f"{path}: line {reader.line_num} has {len(row)} fields, the header {len(header)} "
+                        f"({sep.join(row)[:120]!r}); fix the row or csv_sep (no field is dropped silently)")
+    return f"{path}: a row's field count differs from the header's (csv_sep {sep!r})"
 
 
 def _arrow_strings(col):
@@ -200,7 +217,27 @@ class FeatureProcessor:
                 lists.append([str(t) for t in v])
         lengths = np.fromiter((len(l) for l in lists), dtype=np.int64, count=len(lists))
         flat = np.fromiter((t for l in lists for t in l), dtype=object, count=int(lengths.sum()))
+        FeatureProcessor._check_splitter(values, lengths, f)
         return flat, lengths
+
+    SPLITTERS = ("^", ",", "|", ";", " ", "\t", "#")
+
+    @staticmethod
+    def _check_splitter(values, lengths, f, sample=2000):
+        """Warn when most rows of a sequence column give one token and contain another usual separator: a wrong
+        `splitter` turns every history into one unknown token, silently (the vocabulary explodes instead)."""
+        strings = [v for v in values[:sample] if isinstance(v, str) and v]
+        if len(strings) < 10 or np.mean(lengths[:sample] <= 1) < 0.9:
+            return
+        for sep in FeatureProcessor.SPLITTERS:
+            if sep == f["splitter"]:
+                continue
+            share = float(np.mean([sep in v for v in strings]))
+            if share >= 0.5:
+                log.warning("feature '%s': %.0f%% of the first %d rows hold one token with splitter %r, and %.0f%% "
+                            "contain %r: is the splitter wrong?", f["name"], 100 * np.mean(lengths[:sample] <= 1),
+                            min(sample, len(values)), f["splitter"], 100 * share, sep)
+                return
 
     @staticmethod
     def _pad(ids, lengths, max_len, padding, truncate="pre"):
