@@ -303,8 +303,13 @@ def build_experiment(spec, rebuild_dataset=False, strategy=None, shard=None, ada
         fmap.require(params["group_id"], types=("meta",), where=f"{where}.group_id")
     seed_everything(params["seed"])
     with strategy.scope() if strategy else contextlib.nullcontext():
-        model = spec.model_cls(fmap, **model_kwargs(params, spec.model_cls))
-        model.compile_from_params(params)
+        try:
+            model = spec.model_cls(fmap, **model_kwargs(params, spec.model_cls))
+            model.compile_from_params(params)
+        except ConfigError as e:  # a model's own check (unknown loss, task, regularizer, ...): say where it is set
+            if params["config_file"] in str(e):
+                raise
+            raise ConfigError(f"{where}: {e}") from None
     check_labels(fmap, data_dir, spec, getattr(model, "task", None))
     pipeline = InputPipeline(fmap, params["batch_size"], seed=params["seed"], streaming=params["streaming"],
                              shard=shard, augment=model.extra_inputs(), eval_batch_size=params["eval_batch_size"])

@@ -281,3 +281,15 @@ def test_a_wrong_sequence_splitter_is_warned_with_counts(tmp_path, caplog):
         build_dataset(cfg)
     assert "feature 's': 100% of the first 40 rows hold one token with splitter ','" in caplog.text
     assert "contain '^'" in caplog.text
+
+
+@pytest.mark.parametrize("key,value,message", [("loss", "hinge_of_doom", r"loss"), ("task", "ranking", r"task"),
+                                               ("embedding_regularizer", "l3(0.1)", r"regulari")])
+def test_a_models_own_errors_name_the_file_and_expid(tmp_path, key, value, message):
+    from fuxi_like.experiment import build_experiment, prepare_experiment
+
+    d = _label_folder(tmp_path, [0, 1] * 10, [0, 1] * 5)
+    text = (d / "model_config.yaml").read_text().replace("  model: DNN\n", f"  model: DNN\n  {key}: {value}\n")
+    (d / "model_config.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=rf"model_config.yaml: E1: .*{message}"):
+        build_experiment(prepare_experiment(d, "E1", model_modules=[zoo_module("DNN")]))
