@@ -143,7 +143,11 @@ def load_trained(config_dir, expid, model_dir=None, gpu=-1):
     exp = build_experiment(spec, adapt=False)  # the weights carry what adapt() would learn
     model, pipeline, run_hash = exp.model, exp.pipeline, exp.run_hash
     build_for_training(model, pipeline.dataset("train"))
-    model.load_weights(weights)
+    try:
+        model.load_weights(weights)
+    except (OSError, ValueError, KeyError) as e:  # h5py: truncated / not an HDF5 file / missing groups
+        raise DataError(f"{weights}: the trained weights cannot be read ({type(e).__name__}: {str(e)[:160]}); "
+                        f"retrain: python run_expid.py --expid {expid}") from None
     finished = None
     results = spec.run_dir / "results.csv"
     if results.is_file() and not (weights.parent / f"{expid}.resume").exists():

@@ -3,11 +3,13 @@
 import logging
 import os
 import sys
+import zipfile
+from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
 
 def setup_logging(log_file=None, verbose=1):
@@ -56,3 +58,17 @@ def setup_device(gpu=-1):
     except RuntimeError as e:  # runtime already initialised in this process
         logging.getLogger("fuxi_like").warning("device selection skipped: %s", e)
         return "unchanged"
+
+
+def load_saved_model(path, compile=False):
+    """`keras.saving.load_model` with errors that say what is wrong: a missing file, or a damaged one (Keras says
+    "File not found" for a truncated archive too), as DataError naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"Saved model not found: {p}")
+    if p.suffix == ".keras" and not zipfile.is_zipfile(p):
+        raise DataError(f"{p}: damaged .keras file (not a complete zip archive; truncated?); save or train it again")
+    try:
+        return keras.saving.load_model(p, compile=compile)
+    except (OSError, ValueError, zipfile.BadZipFile, KeyError) as e:
+        raise DataError(f"{p}: cannot load the saved model ({type(e).__name__}: {str(e)[:160]})") from None

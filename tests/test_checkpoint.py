@@ -108,3 +108,23 @@ def test_a_damaged_snapshot_is_moved_aside_and_training_starts_over(folder, tmp_
     for a, b in zip(clean_state["history"], state["history"]):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-6)
     assert list(tmp_path.glob("x.resume.damaged-*"))  # kept for inspection
+
+
+def test_damaged_weights_and_saved_models_are_data_errors_naming_the_file(folder, tmp_path):
+    from fuxi_like.errors import DataError
+    from fuxi_like.utils import load_saved_model
+
+    out = fuxi_like.run_expid(folder, "DFM", results_file=str(tmp_path / "r.csv"), model_modules=[zoo_module("DeepFM")])
+    keras_file = tmp_path / "m.keras"
+    keras_file.write_bytes(open(out["model_path"], "rb").read()[:500])  # truncated archive
+    with pytest.raises(DataError, match=r"m\.keras: damaged \.keras file"):
+        load_saved_model(keras_file)
+    weights = out["model_path"].replace(".keras", ".weights.h5")
+    data = open(weights, "rb").read()
+    with open(weights, "wb") as f:
+        f.write(data[:len(data) // 2])
+    from helpers import ROOT
+
+    with pytest.raises(DataError, match=r"DFM\.weights\.h5: the trained weights cannot be read .*retrain: python "
+                                        r"run_expid.py --expid DFM"):
+        fuxi_like.load_trained(folder, "DFM", model_dir=ROOT / "model_zoo" / "DeepFM")

@@ -293,3 +293,23 @@ def test_a_models_own_errors_name_the_file_and_expid(tmp_path, key, value, messa
     (d / "model_config.yaml").write_text(text)
     with pytest.raises(ConfigError, match=rf"model_config.yaml: E1: .*{message}"):
         build_experiment(prepare_experiment(d, "E1", model_modules=[zoo_module("DNN")]))
+
+
+def test_a_damaged_processed_shard_is_rebuilt_with_a_warning(tmp_path, caplog):
+    import logging
+
+    import pyarrow.parquet as pq
+
+    from fuxi_like.data.build_dataset import build_dataset
+
+    cfg = load_dataset_config(cfg_dir(tmp_path), "d1")
+    (tmp_path / "model" / "train.csv").write_text("a,label\n" + "".join(f"x{i % 4},{i % 2}\n" for i in range(50)))
+    from pathlib import Path
+
+    data_dir = Path(build_dataset(cfg))
+    shard = sorted((data_dir / "train").glob("*.parquet"))[0]
+    shard.write_bytes(shard.read_bytes()[:-20])  # footer gone
+    with caplog.at_level(logging.WARNING, logger="fuxi_like"):
+        again = build_dataset(cfg)
+    assert f"shard {shard} is unreadable" in caplog.text and "rebuilding it" in caplog.text
+    assert pq.ParquetFile(sorted((Path(again) / "train").glob("*.parquet"))[0]).metadata.num_rows == 50

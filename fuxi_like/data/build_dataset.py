@@ -88,7 +88,28 @@ def _cache_valid(data_dir, fingerprint):
         return False
     if d.get("fingerprint") != fingerprint:
         return False
-    return all((data_dir / s).is_dir() for s, n in d.get("num_rows", {}).items())
+    for split, n in d.get("num_rows", {}).items():
+        if not (data_dir / split).is_dir():
+            return False
+        damaged = _damaged_shard(data_dir / split, n)
+        if damaged:
+            log.warning("Processed dataset %s: %s; rebuilding it", data_dir, damaged)
+            return False
+    return True
+
+
+def _damaged_shard(split_dir, num_rows):
+    """A description of the first unreadable shard of a processed split (its parquet footer and row-group metadata
+    are read, not its data), or of a row count that differs from the feature map's; None when all is well."""
+    total = 0
+    for f in sorted(Path(split_dir).glob("*.parquet")):
+        try:
+            total += pq.ParquetFile(f).metadata.num_rows
+        except (OSError, ValueError, pa.ArrowException) as e:
+            return f"shard {f} is unreadable ({type(e).__name__}: {str(e)[:120]})"
+    if num_rows is not None and total != int(num_rows):
+        return f"split {split_dir} holds {total} rows, its feature map says {num_rows}"
+    return None
 
 
 def build_dataset(cfg, rebuild=False, recipes=None):

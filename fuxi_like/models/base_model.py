@@ -211,3 +211,4 @@ class BaseModel(keras.Model):
         for k in ("name", "trainable", "dtype"):
             config.pop(k, None)
         return cls(fmap, **config)
+

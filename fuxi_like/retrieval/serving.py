@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..io_utils import atomic_write_text, replace_dir
+from ..utils import load_saved_model
 from .index import load_index
 
 
@@ -67,5 +68,5 @@ def load_retriever(directory, model_modules=()):
     d = Path(directory)
     if not (d / "retriever.json").is_file():
         raise ConfigError(f"{d}: not a saved retriever (retriever.json missing)")
-    model = keras.saving.load_model(d / "query_model.keras", compile=False)
+    model = load_saved_model(d / "query_model.keras")
     return Retriever(model, load_index(d / "index"))
