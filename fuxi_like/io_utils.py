@@ -4,6 +4,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -82,6 +83,37 @@ def expid_lock(path, what):
         yield
     finally:
         f.close()  # releases the lock
+
+
+def pid_alive(pid):
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError, OverflowError):
+        return True  # someone else's live process (or not a pid): leave its files alone
+    return True
+
+
+def remove_stale_temps(directory, pattern, pid_of=None):
+    """Remove the files / directories in `directory` matching `pattern` that a killed process left: all of them
+    (call it while holding the lock that guards their writer), or with `pid_of(name) -> pid`, those whose process
+    is gone. Returns what was removed (logged)."""
+    removed = []
+    for p in sorted(Path(directory).glob(pattern)) if Path(directory).is_dir() else []:
+        if pid_of is not None:
+            pid = pid_of(p.name)
+            if pid is None or pid_alive(pid):
+                continue
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed.append(p)
+    if removed:
+        logging.getLogger("fuxi_like").warning("Removed %d file(s) a killed run left: %s", len(removed),
+                                               ", ".join(p.name for p in removed[:5]))
+    return removed
 
 
 def stable_hash(obj, n=None):

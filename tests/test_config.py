@@ -313,3 +313,25 @@ def test_a_damaged_processed_shard_is_rebuilt_with_a_warning(tmp_path, caplog):
         again = build_dataset(cfg)
     assert f"shard {shard} is unreadable" in caplog.text and "rebuilding it" in caplog.text
     assert pq.ParquetFile(sorted((Path(again) / "train").glob("*.parquet"))[0]).metadata.num_rows == 50
+
+
+def test_temp_files_and_build_dirs_of_killed_runs_are_removed_at_the_next_build(tmp_path, caplog):
+    import logging
+    import subprocess
+    from pathlib import Path
+
+    from fuxi_like.data.build_dataset import build_dataset
+
+    cfg = load_dataset_config(cfg_dir(tmp_path), "d1")
+    (tmp_path / "model" / "train.csv").write_text("a,label\n" + "".join(f"x{i % 4},{i % 2}\n" for i in range(20)))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    root = Path(cfg["data_root"])
+    root.mkdir(parents=True, exist_ok=True)
+    stale = root / f".d1.building-{dead.pid}"
+    (stale / "train").mkdir(parents=True)
+    live = root / f".d1.building-{__import__('os').getpid()}x"  # not a pid: left alone
+    live.mkdir()
+    with caplog.at_level(logging.WARNING, logger="fuxi_like"):
+        build_dataset(cfg)
+    assert not stale.exists() and live.exists() and "a killed run left" in caplog.text

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from ..datasets import ensure_recipe_data
 from ..features.feature_map import FeatureMap
 from ..features.processor import FeatureProcessor
-from ..io_utils import atomic_write_text, file_fingerprint, file_lock, replace_dir, stable_hash
+from ..io_utils import atomic_write_text, file_fingerprint, file_lock, remove_stale_temps, replace_dir, stable_hash
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "valid", "test")
@@ -128,6 +128,8 @@ def build_dataset(cfg, rebuild=False, recipes=None):
         log.info("Building processed dataset %s", data_dir)
         t0 = time.time()
         tmp = data_dir.parent / f".{data_dir.name}.building-{os.getpid()}"
+        remove_stale_temps(data_dir.parent, f".{data_dir.name}.building-*",
+                           pid_of=lambda name: name.rsplit("-", 1)[-1])  # builds a killed process left
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:

@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 
 from ..errors import ConfigError, closest, unknown_key_error
-from ..io_utils import atomic_write_text, file_lock
+from ..io_utils import atomic_write_text, file_lock, remove_stale_temps
 from . import content_rec, frappe, movielens_tag, seq_loo, synthetic_ctr
 
 RECIPES = {"synthetic_ctr": synthetic_ctr.make, "frappe": frappe.make, "seq_loo": seq_loo.make,
@@ -114,6 +114,9 @@ def ensure_recipe_data(cfg, recipes=None):
         if why is None:
             return
         log.warning("Running recipe '%s' -> %s (%s)", name, Path(paths[0]).parent, why)
+        for p in paths:  # temp files a killed run of this recipe left (we hold its lock: none is live)
+            if p:
+                remove_stale_temps(Path(p).parent, f".{Path(p).stem}.*{Path(p).suffix}")
         _stamp_path(paths).unlink(missing_ok=True)  # a failed run leaves no stamp that looks valid
         fn(*paths, **params)
         write_stamp(paths, name, params)
