@@ -8,12 +8,15 @@ metric against it (each run a dot, the per-value mean a line).
 """
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ConfigError
 from .results import parse_metrics, read_results
+
+log = logging.getLogger("fuxi_like")
 
 IGNORED = {"expid", "seed", "config_file", "verbose", "resume", "energy_tracking", "energy_tracking_mode",
            "carbon_country", "carbon_intensity", "weights_cache"}
@@ -26,12 +29,19 @@ def _key(v):
 def load_runs(results_csv):
     if not Path(results_csv).is_file():
         raise ConfigError(f"results file not found: {results_csv}")
+    rows = read_results(results_csv)
+    # the same trial written twice (e.g. by an orphaned trial of a killed sweep) counts once: its last row
+    last = {(r["expid"], r.get("params_hash")): i for i, r in enumerate(rows)}
+    dups = len(rows) - len(last)
     runs = []
-    for r in read_results(results_csv):
+    for r in (rows[i] for i in sorted(last.values())):
         params = json.loads(r["params"]) if r.get("params") else {}
         runs.append({"expid": r["expid"], "params": params, "valid": parse_metrics(r.get("valid", "")),
                      "test": parse_metrics(r.get("test", "")), "epochs": r.get("epochs_run"),
                      "sec_epoch": float(r["seconds_per_epoch"]) if r.get("seconds_per_epoch") else np.nan})
+    if dups:
+        log.warning("%s: %d duplicate row(s) of the same (expid, params_hash): the last of each is used", results_csv,
+                    dups)
     return runs
 
 

@@ -34,6 +34,7 @@ import copy
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -157,6 +158,17 @@ def finished_expids(results_csv):
     return {r["expid"] for r in read_results(results_csv)}
 
 
+def _die_with_parent():
+    """In a trial's process, before exec: its own session (a Ctrl-C of the terminal reaches the sweep, which stops
+    its trials, not each trial at random), and on Linux a SIGKILL when the sweep process dies, even by `kill -9`:
+    no orphan keeps training, so a rerun never runs a trial twice."""
+    if sys.platform.startswith("linux"):
+        import ctypes  # lazy: only trial processes on Linux set the parent-death signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+
+
 def run_sweep(tuner_file, gpus=(-1,), max_trials=None, search=None, seed=None, poll=1.0, out=None):
     """Run (or resume) a sweep; returns (exit code, {expid: status})."""
     out = out or sys.stdout
@@ -201,7 +213,8 @@ def run_sweep(tuner_file, gpus=(-1,), max_trials=None, search=None, seed=None, p
                        "--expid", expid, "--gpu", "-1" if s["gpu"] < 0 else "0",
                        "--model_dir", info["model_dir"], "--results", str(results)]
                 s["log"] = open(sweep_dir / "logs" / f"{expid}.log", "a", encoding="utf-8")
-                s["proc"] = subprocess.Popen(cmd, stdout=s["log"], stderr=subprocess.STDOUT, env=env)
+                s["proc"] = subprocess.Popen(cmd, stdout=s["log"], stderr=subprocess.STDOUT, env=env,
+                                             start_new_session=True, preexec_fn=_die_with_parent)
                 s["expid"] = expid
                 status[expid] = "running"
                 print(line(), file=out, flush=True)

@@ -123,3 +123,69 @@ def test_seeds_are_averaged_in_the_summary(zoo, tmp_path):
     table = summarize(str(f.parent / "t" / "results.csv"))
     lines = [l for l in table.splitlines() if l.startswith("| 1 ") or l.startswith("| 2 ")]
     assert len(lines) == 2 and all("±" in l and l.rstrip().endswith("| 2 |") for l in lines)
+
+
+def _procs_with(text):
+    """pids whose command line contains `text` (the process table, /proc)."""
+    from pathlib import Path
+
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if text in (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                    out.append(int(p.name))
+            except OSError:
+                pass
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_kill_9_of_a_sweep_leaves_no_orphan_and_the_rerun_writes_no_duplicate(zoo, tmp_path):
+    import os
+    import signal
+    import time
+
+    f = tuner(tmp_path, {"net_dropout": [0.0, 0.1]}, )
+    sweep_dir = f.parent / "t"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    sweep = subprocess.Popen([sys.executable, "-m", "fuxi_like.cli", "sweep", str(f), "--gpu", "-1"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = str(sweep_dir / "config")
+    t0 = time.time()
+    while not _procs_with(marker) and time.time() - t0 < 120:
+        time.sleep(0.2)
+    trials = _procs_with(marker)
+    assert trials, "no trial started"
+    time.sleep(2)
+    os.kill(sweep.pid, signal.SIGKILL)  # the sweep alone, mid-trial
+    sweep.wait()
+    t0 = time.time()
+    while any(os.path.exists(f"/proc/{p}") and "zombie" not in open(f"/proc/{p}/status").read().lower()
+              for p in trials) and time.time() - t0 < 20:
+        time.sleep(0.2)
+    assert not [p for p in trials if os.path.exists(f"/proc/{p}")
+                and "zombie" not in open(f"/proc/{p}/status").read().lower()], "an orphaned trial kept running"
+    rc, status = run_sweep(f, gpus=[-1], poll=0.2)
+    assert rc == 0 and all(s == "done" for s in status.values())
+    rows = read_results(sweep_dir / "results.csv")
+    assert sorted(r["expid"] for r in rows) == sorted(status)  # each trial once
+
+
+def test_summarize_counts_a_trial_written_twice_once(tmp_path, caplog):
+    import json
+    import logging
+
+    from fuxi_like.results import append_result
+
+    res = tmp_path / "results.csv"
+    for expid, h, auc in (("a", "h1", 0.7), ("b", "h2", 0.6), ("a", "h1", 0.72)):
+        append_result(res, {"time": "t", "expid": expid, "model": "M", "dataset_id": "d", "params_hash": h,
+                            "valid": f"AUC: {auc}", "test": f"AUC: {auc}", "best_epoch": 1, "epochs_run": 1,
+                            "seconds_per_epoch": 1.0, "wall_seconds": 1.0,
+                            "params": {"net_dropout": 0.1 if expid == "a" else 0.2}})
+    with caplog.at_level(logging.WARNING, logger="fuxi_like"):
+        table = summarize(str(res))
+    assert "1 duplicate row(s) of the same (expid, params_hash)" in caplog.text
+    assert table.count("\n| ") == 3 and "0.7200" in table and "0.7000" not in table  # header + 2 trials
