@@ -367,3 +367,22 @@ def test_flac_inside_ogg_falls_back_from_soundfile_to_pyav(tmp_path, caplog):
     assert rate == sr and y.shape == (sr, 1)
     np.testing.assert_allclose(y[:, 0], x, atol=1e-4)  # lossless, 16-bit
     assert "decoded by PyAV after soundfile failed" in caplog.text
+
+
+def test_a_decoding_failure_inside_tf_data_is_a_media_error_naming_the_file(tmp_path):
+    import soundfile as sf
+
+    from fuxi_like.data.audio import media_errors
+    from fuxi_like.data.media_datasets import audio_dataset
+
+    good = tmp_path / "good.wav"
+    sf.write(good, np.zeros(16000, np.float32), 16000, subtype="PCM_16")
+    junk = tmp_path / "junk.ogg"
+    junk.write_bytes(b"OggS" + b"\x00" * 100)
+    ds = audio_dataset([(good, 0), (junk, 1)], "vggish", clip_seconds=1.0, batch_size=2, on_error="raise")
+    with pytest.raises(MediaError, match=r"junk\.ogg: cannot decode audio"):
+        with media_errors():
+            for _ in ds:
+                pass
+    skipped = audio_dataset([(good, 0), (junk, 1)], "vggish", clip_seconds=1.0, batch_size=2, on_error="skip")
+    assert sum(int(y.shape[0]) for _, y in skipped) == 1

@@ -31,6 +31,29 @@ class MediaError(DataError):
     """A media file is missing, corrupt, truncated or has no usable stream."""
 
 
+_RECORDED = []  # the last MediaError raised inside a tf.data decoder (tf.numpy_function wraps it in an OpError)
+
+
+def record_media_error(err):
+    """Keep `err` so that `media_errors()` can raise it as itself after TensorFlow has wrapped it."""
+    _RECORDED[:] = [err]
+    return err
+
+
+@contextlib.contextmanager
+def media_errors():
+    """Run a block that iterates a media tf.data pipeline (fit, predict, a for loop): a decoding failure inside it
+    comes out as the library's MediaError naming the file, instead of a long tf.errors.InvalidArgumentError."""
+    _RECORDED.clear()
+    try:
+        yield
+    except tf.errors.OpError:
+        if _RECORDED:
+            err = _RECORDED.pop()
+            raise err from None
+        raise
+
+
 class NoStreamError(MediaError):
     """The file decodes but holds no stream of the kind asked for (no other decoder is tried)."""
 

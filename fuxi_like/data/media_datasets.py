@@ -33,7 +33,7 @@ import tensorflow as tf
 from ..config import check_type, read_yaml, resolve_path
 from ..errors import ConfigError, closest, unknown_key_error
 from ..io_utils import atomic_write_text, file_fingerprint, stable_hash
-from .audio import MediaError, load_audio
+from .audio import MediaError, load_audio, record_media_error
 from .audio_features import fix_length, get_preset, log_mel, spec_augment
 from .video import av_segments
 
@@ -109,6 +109,16 @@ def folder_items(root, labels_csv="labels.csv", file_col="filename", label_col="
 
 
 # -------------------------------------------------------------- pipelines
+@tf.autograph.experimental.do_not_convert
+def _keep_ok(*row):
+    return row[-1]
+
+
+@tf.autograph.experimental.do_not_convert
+def _drop_ok(x, y, ok):
+    return x, y
+
+
 def _decoder(sample_rate, length, crop, mono, loudness, on_error, seed):
     counter = {"n": 0}
 
@@ -120,7 +130,7 @@ def _decoder(sample_rate, length, crop, mono, loudness, on_error, seed):
             if on_error == "skip":
                 log.warning("skipping %s", e)
                 return np.zeros(length, np.float32), np.bool_(False)
-            raise
+            raise record_media_error(e) from None
         counter["n"] += 1
         rng = np.random.default_rng([seed, counter["n"], abs(hash(path)) % (2 ** 31)]) if crop == "random" else None
         return fix_length(x, length, crop, rng).astype(np.float32), np.bool_(True)
@@ -148,7 +158,7 @@ def audio_dataset(items, preset="vggish", clip_seconds=5.0, crop="center", loudn
         return wav, label, ok
 
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.filter(lambda w, l, ok: ok)
+    ds = ds.filter(_keep_ok)
     aug = spec_augment_cfg if isinstance(spec_augment_cfg, dict) else ({} if spec_augment_cfg else None)
 
     def features(wav, label, ok):
@@ -193,7 +203,7 @@ def segment_dataset(clips, labels=None, n_segments=10, segment_seconds=1.0, fram
                 log.warning("skipping %s", e)
                 return (np.zeros(vshape, np.uint8), np.zeros((n_segments, seg_len), np.float32),
                         np.zeros(n_segments, np.float32), np.bool_(False))
-            raise
+            raise record_media_error(e) from None
 
     def mapper(path, label):
         v, a, m, ok = tf.numpy_function(load, [path], (tf.uint8, tf.float32, tf.float32, tf.bool))
@@ -204,7 +214,7 @@ def segment_dataset(clips, labels=None, n_segments=10, segment_seconds=1.0, fram
         return {"video": v, "audio": a, "mask": m}, label, ok
 
     ds = tf.data.Dataset.from_tensor_slices((clips, labels)).map(mapper, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.filter(lambda x, y, ok: ok).map(lambda x, y, ok: (x, y))
+    ds = ds.filter(_keep_ok).map(_drop_ok)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 

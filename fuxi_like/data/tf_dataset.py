@@ -202,7 +202,8 @@ class InputPipeline:
         ds = self._streaming(split, shuffle, shard) if self.streaming else self._in_memory(split, shuffle, shard)
         fmap = self.feature_map
         extra = tuple(self._extra.get(split, ()))
-        ds = ds.map(lambda b: _split_xy(fmap, b, extra), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        split_xy = tf.autograph.experimental.do_not_convert(lambda b: _split_xy(fmap, b, extra))
+        ds = ds.map(split_xy, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
         opts = tf.data.Options()
         opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF  # sharded above
         return ds.with_options(opts)
@@ -237,7 +238,7 @@ class InputPipeline:
 
             ids = tf.data.Dataset.range(nb_local)
             if shard:
-                ids = ids.map(lambda i: i * workers + index)
+                ids = ids.map(tf.autograph.experimental.do_not_convert(lambda i: i * workers + index))
             return ids.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
         ds = tf.data.Dataset.from_tensors(0).flat_map(batches)

@@ -30,6 +30,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from ..data.audio import media_errors
 from ..errors import ConfigError
 from ..features.feature_map import FeatureMap
 from ..layers.embedding import FeatureEmbedding
@@ -168,7 +169,8 @@ class BaseModel(keras.Model):
         self._collect_eval = marker
         self.predict_function = fns.get(marker)
         try:
-            out = self.predict(dataset, verbose=verbose)
+            with media_errors():
+                out = self.predict(dataset, verbose=verbose)
             fns[marker] = self.predict_function
             return out
         finally:

@@ -3,6 +3,7 @@
 import logging
 from pathlib import Path
 
+from ..data.audio import media_errors
 from .callbacks import EpochSetter, Snapshot, SnapshotError, TrainingMonitor
 from .params import training_params
 
@@ -61,9 +62,10 @@ def fit_model(model, pipeline, params, checkpoint_prefix, run_hash="", group_id=
         save_best_only=params["save_best_only"], snapshot=_Tagged(snapshot.dir), group_id=group_id,
         state=state, verbose=params["verbose"])
     if not finished:
-        model.fit(train_ds, epochs=params["epochs"], initial_epoch=initial_epoch,
-                  callbacks=[EpochSetter(pipeline), monitor, *callbacks], verbose=params["verbose"],
-                  shuffle=False)
+        with media_errors():  # a media decoding failure inside tf.data comes out as MediaError naming the file
+            model.fit(train_ds, epochs=params["epochs"], initial_epoch=initial_epoch,
+                      callbacks=[EpochSetter(pipeline), monitor, *callbacks], verbose=params["verbose"],
+                      shuffle=False)
     if best_path.is_file():
         model.load_weights(best_path)
         log.info("Loaded best weights from epoch %s (%s)", monitor.state["best_epoch"], best_path)
