@@ -191,6 +191,8 @@ def expand_feature_cols(feature_cols, where):
                 raise unknown_key_error(w, k, FEATURE_KEYS)
             check_type(w, k, v, FEATURE_KEYS[k][0])
             check_min(w, k, v)
+            if k == "splitter" and v == "":
+                raise ConfigError(f"{w}: key 'splitter' must not be empty (the separator of a sequence's tokens)")
         for k in ("name", "type"):
             if k not in spec:
                 raise ConfigError(f"{w}: missing required key '{k}'")
