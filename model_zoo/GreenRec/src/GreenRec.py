@@ -129,7 +129,7 @@ class GreenRec(BaseModel):
 
         encoder = SentenceEncoder.from_preset(plm, sequence_length=max_words)
         if kind == "plm":
-            token_ids = np.asarray(encoder.preprocess(texts)["token_ids"], dtype=np.int32)
+            token_ids = np.array(encoder.preprocess(texts)["token_ids"], dtype=np.int32)  # a writable copy
             token_ids[[i for i, t in enumerate(texts) if not t]] = 0  # no text: an all-padding row
             return PlmItemEncoder(encoder, token_ids, d, train_layers=plm_train_layers, name="item_encoder")
         oleo_cache = self._default_path(oleo_cache, "oleo")

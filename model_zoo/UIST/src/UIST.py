@@ -114,7 +114,7 @@ class UIST(BaseModel):
             if found == 0:
                 raise ConfigError(f"UIST: no item of the '{owner}' vocabulary has a text in {self.items_file}")
             encoder = SentenceEncoder.from_preset(plm, sequence_length=max_words)
-            token_ids = np.asarray(encoder.preprocess(texts)["token_ids"], dtype=np.int32)
+            token_ids = np.array(encoder.preprocess(texts)["token_ids"], dtype=np.int32)  # a writable copy
             token_ids[[i for i, t in enumerate(texts) if not t]] = 0
             self.content_encoder = PlmItemEncoder(encoder, token_ids, d, train_layers=plm_train_layers,
                                                   name="content_encoder")
