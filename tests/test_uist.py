@@ -104,3 +104,23 @@ def test_the_tokenizers_are_frozen_inside_the_ctr_model():
     assert any("item_token_table" in n for n in names)  # codebook-initialised token embeddings train (a switch)
     frozen = _build(representation="tokens", tokenizer_seed=7, frozen_codebooks=True).model
     assert not [v.path for v in frozen.trainable_variables if "token_table" in v.path]
+
+
+def test_the_content_arm_runs_minilm_inside_the_model_and_trains_its_top_layer():
+    pytest.importorskip("keras_hub", reason="the content arm runs MiniLM (the text extra, in the test extra)")
+    from fuxi_like.training.trainer import build_for_training
+
+    exp = _build(representation="content", plm_train_layers=1)
+    model = exp.model
+    ds = exp.pipeline.dataset("train")
+    build_for_training(model, ds)
+    x, y = next(iter(ds))[:2]
+    trainable = {v.path for v in model.trainable_variables}
+    assert any("content_encoder" in p for p in trainable)  # the top transformer layer and the projection
+    frozen = [v for v in model.content_encoder.encoder.backbone.weights if v.path not in trainable]
+    assert frozen  # the lower layers stay frozen
+    before = [np.asarray(v) for v in frozen]
+    model.train_on_batch(x, y)
+    for v, b in zip(frozen, before):
+        np.testing.assert_array_equal(np.asarray(v), b)
+    assert model.representation_bytes()["total_bytes"] == 0 and model.representation_bytes()["encoder_params"] > 1e6

@@ -10,7 +10,6 @@ import keras
 from keras import ops
 
 from ..pretrained.blocks import set_trainable
-from .embedding import masked_pool
 
 
 class TokenTable(keras.layers.Layer):
@@ -41,8 +40,8 @@ class FrozenTableEncoder(keras.layers.Layer):
 
 
 class PlmItemEncoder(keras.layers.Layer):
-    """all-MiniLM-L6-v2 on the item text at every step (mean pooling over the non-padding tokens, as the sentence
-    encoder) -> Dense(dim). `train_layers`: "all" (full fine-tuning), n (the top n transformer layers) or 0."""
+    """all-MiniLM-L6-v2 on the item text at every step (the sentence encoder's forward and pooling, the same vector
+    encode-once computes) -> Dense(dim). `train_layers`: "all" (full fine-tuning), n (the top n transformer layers) or 0."""
 
     def __init__(self, sentence_encoder, token_ids, dim, train_layers="all", **kwargs):
         super().__init__(**kwargs)
@@ -55,7 +54,7 @@ class PlmItemEncoder(keras.layers.Layer):
         shape = ops.shape(tok)
         tok = ops.reshape(tok, (-1, shape[-1]))
         mask = ops.not_equal(tok, 0)
-        h = self.encoder.backbone({"token_ids": tok, "segment_ids": ops.zeros_like(tok),
-                                   "padding_mask": mask}, training=training)
-        v = self.out(masked_pool(h, ops.cast(mask, "float32")))
+        # the sentence encoder's own forward: the backbone's sequence output, its pooling (as the vectors that
+        # encode-once computes), dropout only where layers train
+        v = self.out(self.encoder({"token_ids": tok, "padding_mask": mask}, training=training))
         return ops.reshape(v, tuple(shape[:-1]) + (v.shape[-1],))
