@@ -39,7 +39,7 @@ from .utils import seed_everything
 
 log = logging.getLogger("fuxi_like")
 NOT_HASHED = ("verbose", "resume", "config_file", "expid", "model_root", "deterministic", "weights_cache",
-              "eval_batch_size", "energy_tracking", "energy_tracking_mode", "carbon_country", "carbon_intensity")
+              "eval_batch_size", "allow_large_learning_rate", "energy_tracking", "energy_tracking_mode", "carbon_country", "carbon_intensity")
 
 
 # ------------------------------------------------------------------ model folders
@@ -154,8 +154,8 @@ def validate_model_params(params, model_cls):
             raise unknown_key_error(where, k, allowed - {"expid", "config_file"})
         if k in RUNNER_KEYS:
             check_type(where, k, v, RUNNER_KEYS[k][0])
-            if range_error(k, v):
-                raise ConfigError(f"{where}: {range_error(k, v)}")
+            if range_error(k, v, params):
+                raise ConfigError(f"{where}: {range_error(k, v, params)}")
         elif k in model_keys:
             default = model_keys[k]
             if default is not None and default is not inspect.Parameter.empty and v is not None:

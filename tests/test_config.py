@@ -213,6 +213,12 @@ def test_out_of_range_model_values_name_the_key(tmp_path, spec, message):
         validate_model_params(load_model_config(d, "E1"), zoo_module("DNN").DNN)
 
 
+def test_a_large_learning_rate_passes_when_asked_for_explicitly(tmp_path):
+    d = cfg_dir(tmp_path, models={"E1": {"model": "DNN", "dataset_id": "d1", "learning_rate": 50.0,
+                                         "allow_large_learning_rate": True}})
+    assert validate_model_params(load_model_config(d, "E1"), zoo_module("DNN").DNN)["learning_rate"] == 50.0
+
+
 @pytest.mark.parametrize("where,key,value", [("feature", "max_len", -5), ("feature", "embedding_dim", 0),
                                              ("feature", "min_categr_count", -1), ("dataset", "block_size", 0),
                                              ("dataset", "min_categr_count", 0)])

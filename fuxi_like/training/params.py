@@ -21,6 +21,8 @@ RUNNER_KEYS = {
     "metrics": ((list,), ["logloss", "AUC"]),
     "optimizer": ((str,), "adam"),
     "learning_rate": (NUM, 1e-3),
+    # a learning rate above MAX_LEARNING_RATE (10) is refused as a likely typo unless this is true
+    "allow_large_learning_rate": ((bool,), False),
     "batch_size": ((int,), 1024),
     # rows per valid/test batch (null: batch_size); not in the run's hash (the same predictions, faster)
     "eval_batch_size": ((int, type(None)), None),
@@ -69,14 +71,14 @@ RANGES = {
 MAX_LEARNING_RATE = 10.0
 
 
-def range_error(key, value):
+def range_error(key, value, params=None):
     """A message when a runner key's value is outside its range (RANGES), else None."""
     if key not in RANGES or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     low, inclusive = RANGES[key]
-    if key == "learning_rate" and value > MAX_LEARNING_RATE:
-        return (f"key 'learning_rate' is {value!r}, above {MAX_LEARNING_RATE} (no optimizer here trains at that "
-                f"rate: a typo of an exponent?)")
+    if key == "learning_rate" and value > MAX_LEARNING_RATE and not (params or {}).get("allow_large_learning_rate"):
+        return (f"key 'learning_rate' is {value!r}, above {MAX_LEARNING_RATE} (a typo of an exponent?); set "
+                f"allow_large_learning_rate: true if you mean it")
     if key == "lr_decay_factor" and value >= 1:
         return f"key 'lr_decay_factor' must be in (0, 1), got {value!r}"
     if value > low or (inclusive and value == low):
