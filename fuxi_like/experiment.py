@@ -39,7 +39,8 @@ from .utils import seed_everything
 
 log = logging.getLogger("fuxi_like")
 NOT_HASHED = ("verbose", "resume", "config_file", "expid", "model_root", "deterministic", "weights_cache",
-              "eval_batch_size", "allow_large_learning_rate", "energy_tracking", "energy_tracking_mode", "carbon_country", "carbon_intensity")
+              "eval_batch_size", "allow_large_learning_rate", "energy_tracking", "energy_tracking_mode",
+              "carbon_country", "carbon_intensity")
 
 
 # ------------------------------------------------------------------ model folders
