@@ -74,6 +74,15 @@ def test_tokens_learn_beat_ids_on_cold_items_and_reuse_their_exports(tmp_path):
     want = np.cumsum(np.asarray(model.item_proj(rows)), axis=-2)
     np.testing.assert_allclose(np.asarray(model.item_granularities(cand)), want, rtol=1e-5, atol=1e-5)
 
+    # the rows' precomputed user codes (extra_inputs) are the codes the model computes from the history itself
+    x, _ = next(iter(exp.pipeline.dataset("test")))[:2]
+    assert "user_codes" in x
+    raw = {k: v for k, v in x.items() if k != "user_codes"}
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(model(raw)), rtol=1e-5, atol=1e-6)
+    hist = np.asarray(x["hist_items"])
+    np.testing.assert_array_equal(np.asarray(x["user_codes"]), np.asarray(model.user_tokenizer.tokens(
+        model.item_vectors(hist), (hist > 0).astype(np.float32))))
+
     # exports: int16 codes + codebooks + fingerprint; a rebuild with the same inputs reuses them, codes equal
     item_file = Path(model.tokenizer_report["item"]["file"])
     with np.load(item_file) as z:

@@ -216,6 +216,27 @@ class UIST(BaseModel):
         self.tokenizer_report["user"] = {"file": str(upath), **usaved["info"]}
         self.user_token_table.embeddings.assign(usaved["codebooks"])
 
+    def extra_inputs(self):
+        """tokens: each row's user codes (`user_codes` [n, L_u]), computed once per split by the frozen user
+        tokenizer (after `adapt` trained it: the pipeline calls this when it builds a split), so training and
+        inference read them like the item codes instead of re-tokenizing every history at every step. Without
+        them (e.g. raw histories at serving) `call` tokenizes the history itself: the same codes."""
+        if self.representation != "tokens":
+            return None
+        hist_field = self.history_field
+
+        def augment(split, arrays):
+            hist = np.asarray(arrays[hist_field]).astype(np.int32)
+            codes = []
+            for start in range(0, len(hist), 4096):
+                h = hist[start:start + 4096]
+                codes.append(np.asarray(self.user_tokenizer.tokens(self.item_vectors(h),
+                                                                   (h > 0).astype(np.float32))))
+            return {"user_codes": np.concatenate(codes).astype(np.int32) if codes else
+                    np.zeros((0, self.user_levels), np.int32)}
+
+        return augment
+
     def _training_histories(self, pipeline, seed):
         """Distinct non-empty histories of the training rows (at most `user_tokenizer_rows`, sampled with `seed`)."""
         files = [str(f) for f in split_files(pipeline.data_dir, "train")]
@@ -259,11 +280,12 @@ class UIST(BaseModel):
             return ops.expand_dims(self.item_table(ids), -2)
         return ops.expand_dims(self._content_vectors(ids, training=training), -2)
 
-    def user_granularities(self, hist, training=None):
-        """[B, H] history ids -> [B, L_u, d]."""
+    def user_granularities(self, hist, training=None, codes=None):
+        """[B, H] history ids (or, for tokens, the row's precomputed `codes` [B, L_u]) -> [B, L_u, d]."""
         mask = ops.cast(ops.not_equal(hist, 0), "float32")
         if self.representation == "tokens":
-            codes = self.user_tokenizer.tokens(self.item_vectors(hist), mask)  # [B, L_u]: the frozen tokenizer
+            if codes is None:
+                codes = self.user_tokenizer.tokens(self.item_vectors(hist), mask)  # [B, L_u]: the frozen tokenizer
             e = self.user_token_table(ops.cast(codes, "int32") + ops.arange(self.user_levels, dtype="int32")
                                       * self.tok_cfg["codes_per_level"])
             return ops.cumsum(self.dropout(self.user_proj(e), training=training), axis=-2)
@@ -294,7 +316,7 @@ class UIST(BaseModel):
 
     def call(self, inputs, training=None):
         hist, cand = inputs[self.history_field], inputs[self.item_field]
-        logits = self.hmi(self.user_granularities(hist, training=training),
+        logits = self.hmi(self.user_granularities(hist, training=training, codes=inputs.get("user_codes")),
                           self.item_granularities(cand, training=training), training=training)
         if training:
             return logits
