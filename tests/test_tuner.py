@@ -174,7 +174,6 @@ def test_kill_9_of_a_sweep_leaves_no_orphan_and_the_rerun_writes_no_duplicate(zo
 
 
 def test_summarize_counts_a_trial_written_twice_once(tmp_path, caplog):
-    import json
     import logging
 
     from fuxi_like.results import append_result

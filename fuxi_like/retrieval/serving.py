@@ -13,7 +13,6 @@ import os
 import shutil
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from ..errors import ConfigError
