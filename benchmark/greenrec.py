@@ -67,33 +67,15 @@ def run_cell(dataset, item_encoder, user_model, seed, extra):
 
 def step_cost(dataset, item_encoder, user_model, steps, extra):
     """Seconds per training step at full size over `steps` steps (after one untimed step), and the epoch it implies."""
-    import numpy as np
-
-    from fuxi_like.experiment import build_experiment, prepare_experiment
     from fuxi_like.runner import parse_overrides
-    from fuxi_like.training.trainer import build_for_training
+    from step_cost import time_steps
 
-    spec = prepare_experiment(FOLDER / "config", f"GreenRec_{dataset}", model_dir=FOLDER,
-                              overrides={"item_encoder": item_encoder, "user_model": user_model, "verbose": 0,
-                                         **parse_overrides(extra)})
-    exp = build_experiment(spec)
-    ds = exp.pipeline.dataset("train", shuffle=True)
-    build_for_training(exp.model, ds)
-    it = iter(ds)
-    times = []
-    for i in range(steps + 1):
-        x, y = next(it)[:2]
-        t0 = time.perf_counter()
-        exp.model.train_on_batch(x, y)
-        if i:
-            times.append(time.perf_counter() - t0)
-        print(f"step {i}: {time.perf_counter() - t0:.1f}s", flush=True)
-    n_rows = exp.feature_map.num_rows["train"] if hasattr(exp.feature_map, "num_rows") else None
-    per_step = float(np.mean(times))
-    batches = -(-int(n_rows) // spec.params["batch_size"]) if n_rows else ""
-    return {"section": "step_cost", "item_encoder": item_encoder, "user_model": user_model, "seed": spec.params["seed"],
-            "s_per_step": round(per_step, 3), "steps": steps, "batch_size": spec.params["batch_size"],
-            "s_per_epoch": round(per_step * batches, 1) if batches else "", "overrides": " ".join(extra)}
+    t = time_steps(FOLDER / "config", f"GreenRec_{dataset}", FOLDER,
+                   {"item_encoder": item_encoder, "user_model": user_model, "verbose": 0, **parse_overrides(extra)},
+                   steps, label=f"{item_encoder}:{user_model}")
+    return {"section": "step_cost", "item_encoder": item_encoder, "user_model": user_model, "seed": t["seed"],
+            "s_per_step": t["s_per_step"], "steps": steps, "batch_size": t["batch_size"],
+            "s_per_epoch": t["s_per_epoch"], "overrides": " ".join(extra)}
 
 
 def pareto_plot(path_csv, out_png, dataset):

@@ -21,7 +21,6 @@ sweep) writes `uist_<dataset>_pareto.png` (test GAUC against representation byte
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,31 +84,12 @@ def run_arm(dataset, arm, seed, levels=None, codes=None, extra=(), section="run"
 
 def step_cost(dataset, arm, steps, extra=()):
     """Seconds per training step at full size over `steps` steps (after one untimed step), and the epoch it implies."""
-    import numpy as np
+    from step_cost import time_steps
 
-    from fuxi_like.experiment import build_experiment, prepare_experiment
-    from fuxi_like.training.trainer import build_for_training
-
-    spec = prepare_experiment(FOLDER / "config", f"UIST_{dataset}", model_dir=FOLDER,
-                              overrides=_overrides(arm, 2024, extra=extra))
-    exp = build_experiment(spec)
-    ds = exp.pipeline.dataset("train", shuffle=True)
-    build_for_training(exp.model, ds)
-    it = iter(ds)
-    times = []
-    for i in range(steps + 1):
-        x, y = next(it)[:2]
-        t0 = time.perf_counter()
-        exp.model.train_on_batch(x, y)
-        if i:
-            times.append(time.perf_counter() - t0)
-        print(f"{arm} step {i}: {time.perf_counter() - t0:.2f}s", flush=True)
-    n_rows = int(exp.feature_map.num_rows["train"])
-    per_step = float(np.mean(times))
-    batches = -(-n_rows // spec.params["batch_size"])
-    return {"section": "step_cost", "arm": arm, "base_model": exp.model.base_model, "seed": spec.params["seed"],
-            "s_per_step": round(per_step, 3), "steps": steps, "batch_size": spec.params["batch_size"],
-            "s_per_epoch": round(per_step * batches, 1), "overrides": " ".join(extra)}
+    t = time_steps(FOLDER / "config", f"UIST_{dataset}", FOLDER, _overrides(arm, 2024, extra=extra), steps, label=arm)
+    return {"section": "step_cost", "arm": arm, "base_model": t["model"].base_model, "seed": t["seed"],
+            "s_per_step": t["s_per_step"], "steps": steps, "batch_size": t["batch_size"],
+            "s_per_epoch": t["s_per_epoch"], "overrides": " ".join(extra)}
 
 
 def pareto_plot(path_csv, out_png, dataset):

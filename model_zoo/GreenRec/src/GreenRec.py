@@ -27,8 +27,8 @@ from keras import ops
 
 from fuxi_like.errors import ConfigError
 from fuxi_like.layers import CrossNetwork, DINAttention, MLPBlock, masked_pool
-from fuxi_like.metrics import evaluate_cold, evaluate_metrics
-from fuxi_like.models import BaseModel, register_model
+from fuxi_like.models import register_model
+from fuxi_like.models.content_model import ContentRecModel
 from fuxi_like.pretrained.encode import encode_items
 from fuxi_like.pretrained.glove import GloVe
 
@@ -44,7 +44,7 @@ DOT_MODELS = ("naml", "nrms", "lstur", "bst")
 
 
 @register_model
-class GreenRec(BaseModel):
+class GreenRec(ContentRecModel):
     def __init__(self, feature_map, model_id="GreenRec", item_encoder="id", user_model="naml", objective="auto",
                  items_file=None, item_field="candidates", history_field="hist_items", user_field="user_id",
                  max_words=32, glove="glove-6b-50d", plm="all-minilm-l6-v2", plm_train_layers="all",
@@ -161,30 +161,6 @@ class GreenRec(BaseModel):
             out.append(np.asarray(self.item_encoder(ids, training=False)))
         self.item_cache.assign(np.concatenate(out))
 
-    def predict_split(self, dataset, group_id=None, verbose=0):
-        self.refresh_item_cache()
-        return super().predict_split(dataset, group_id, verbose)
-
-    def predict_step(self, data):
-        out = super().predict_step(data)
-        x = keras.utils.unpack_x_y_sample_weight(data)[0]
-        if isinstance(out, dict) and self.cold_field in x:
-            out["cold"] = x[self.cold_field]
-        return out
-
-    def evaluate_split(self, dataset, metrics, group_id=None, verbose=0):
-        """The metrics over all impressions, and (`cold_<metric>`) over the impressions whose clicked item never
-        occurs in training (the `cold` column of the content_rec data)."""
-        self.refresh_item_cache()
-        out = self.predict_collecting(dataset, group_id or "", verbose)
-        y = np.asarray(out["y_true"]).reshape(-1)
-        p = np.asarray(out["y_pred"]).reshape(-1)
-        g = np.asarray(out["group_id"]).reshape(-1) if group_id else None
-        result = evaluate_metrics(y, p, metrics, g)
-        if g is not None and "cold" in out:
-            result.update(evaluate_cold(y, p, metrics, g, out["cold"]))
-        return result
-
     # ------------------------------------------------------------------------------------------ user side
     def user_vector(self, inputs, hist, mask, training=None):
         if self.user_model == "naml":
@@ -243,8 +219,3 @@ class GreenRec(BaseModel):
         """Softmax cross-entropy of the click (candidate 0) among the 1 + K candidates."""
         return -ops.log_softmax(logits, axis=-1)[:, 0]
 
-    @staticmethod
-    def _pointwise(y_true, logits):
-        """Binary cross-entropy of every candidate: the click (candidate 0) 1, the negatives 0."""
-        labels = ops.concatenate([ops.ones_like(logits[:, :1]), ops.zeros_like(logits[:, 1:])], axis=1)
-        return ops.mean(ops.binary_crossentropy(labels, logits, from_logits=True), axis=-1)

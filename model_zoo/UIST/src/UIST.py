@@ -23,7 +23,6 @@ official HMI code (use_neg_sampling: false) on impression labels. Evaluation row
 """
 
 import hashlib
-import time
 from pathlib import Path
 
 import keras
@@ -37,8 +36,8 @@ from fuxi_like.datasets.content_rec import item_texts
 from fuxi_like.errors import ConfigError
 from fuxi_like.layers import CrossNetwork, FactorizationMachine, MLPBlock, masked_pool
 from fuxi_like.layers.item_encoders import PlmItemEncoder
-from fuxi_like.metrics import evaluate_cold, evaluate_metrics
-from fuxi_like.models import BaseModel, register_model
+from fuxi_like.models import register_model
+from fuxi_like.models.content_model import ContentRecModel
 from fuxi_like.pretrained.encode import encode_items
 
 from .tokenizer import (
@@ -57,7 +56,7 @@ BASE_MODELS = ("dcn", "deepfm")
 
 
 @register_model
-class UIST(BaseModel):
+class UIST(ContentRecModel):
     def __init__(self, feature_map, model_id="UIST", representation="tokens", base_model="dcn",
                  item_field="candidates", history_field="hist_items", user_field="user_id", items_file=None,
                  plm="all-minilm-l6-v2", max_words=32, plm_train_layers=1, item_levels=3, user_levels=3,
@@ -353,35 +352,4 @@ class UIST(BaseModel):
         super().compile_from_params(params)
         self.compile(optimizer=self.optimizer, loss=self._pointwise)
 
-    @staticmethod
-    def _pointwise(y_true, logits):
-        """Binary cross-entropy of every candidate: the click (candidate 0) 1, the negatives 0."""
-        labels = ops.concatenate([ops.ones_like(logits[:, :1]), ops.zeros_like(logits[:, 1:])], axis=1)
-        return ops.mean(ops.binary_crossentropy(labels, logits, from_logits=True), axis=-1)
 
-    def predict_split(self, dataset, group_id=None, verbose=0):
-        self.refresh_item_cache()
-        return super().predict_split(dataset, group_id, verbose)
-
-    def predict_step(self, data):
-        out = super().predict_step(data)
-        x = keras.utils.unpack_x_y_sample_weight(data)[0]
-        if isinstance(out, dict) and self.cold_field in x:
-            out["cold"] = x[self.cold_field]
-        return out
-
-    def evaluate_split(self, dataset, metrics, group_id=None, verbose=0):
-        """The metrics over all impressions and (`cold_<metric>`) over those whose clicked item never occurs in
-        training; `infer_samples_per_s` is the scoring throughput of this pass."""
-        self.refresh_item_cache()
-        t0 = time.perf_counter()
-        out = self.predict_collecting(dataset, group_id or "", verbose)
-        seconds = time.perf_counter() - t0
-        y = np.asarray(out["y_true"]).reshape(-1)
-        p = np.asarray(out["y_pred"]).reshape(-1)
-        g = np.asarray(out["group_id"]).reshape(-1) if group_id else None
-        result = evaluate_metrics(y, p, metrics, g)
-        if g is not None and "cold" in out:
-            result.update(evaluate_cold(y, p, metrics, g, out["cold"]))
-        self.last_infer_samples_per_s = len(y) / max(seconds, 1e-9)
-        return result
